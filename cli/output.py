@@ -1,0 +1,37 @@
+"""How commands print: a table or key/value lines for people, one JSON document with --json."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(rows: Iterable[dict], columns: Sequence[tuple[str, str]], title: str | None = None) -> None:
+    """columns: (key in each row, header)."""
+    table = Table(title=title, header_style="bold")
+    for _, header in columns:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
+    console.print(table)
+
+
+def print_fields(data: dict, keys: Sequence[tuple[str, str]]) -> None:
+    width = max(len(label) for _, label in keys)
+    for key, label in keys:
+        value = data.get(key)
+        console.print(f"{label:<{width}}  {'' if value is None else value}", highlight=False)
+
+
+def fail(message: str) -> None:
+    errors.print(f"error: {message}", highlight=False, markup=False)

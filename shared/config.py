@@ -1,0 +1,252 @@
+"""The suite's configuration: one dataclass per `config.toml` section, validated strictly at load.
+
+Found via `--config`, then `SINGULARITY_CONFIG`, then `./config.toml`; with none of them the
+defaults apply. An unknown key, a wrong type or a bad size is a `ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
+    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: str | int) -> int:
+    """`32GiB`, `32 GiB`, `1.5TiB`, `20 GB` or a plain byte count, to bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative: {value}")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"not a size: {value!r}")
+    match = _SIZE_RE.match(value)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {value!r} (use e.g. 32GiB, 1.5 TiB, 20 GB or a byte count)")
+    number, unit = match.groups()
+    size = float(number) * _UNITS[unit.lower()]
+    if size != int(size):
+        raise ValueError(f"not a whole number of bytes: {value!r}")
+    return int(size)
+
+
+def format_size(size: int) -> str:
+    """Bytes as the shortest exact binary unit (`32 GiB`), else with two decimals."""
+    for unit, factor in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= factor:
+            if size % factor == 0:
+                return f"{size // factor} {unit}"
+            if factor > 2**10:
+                return f"{size / factor:.2f} {unit}"
+    return f"{size} B"
+
+
+class Size(int):
+    """A config field that also accepts a size string such as `32GiB`."""
+
+
+@dataclass
+class Connection:
+    database: str = "mongodb://127.0.0.1:37000/singularity"
+    deal_preparation_service: str = "http://127.0.0.1:3001"
+    deal_making_service: str = "http://127.0.0.1:3003"
+    replication_service: str = "http://127.0.0.1:3002"
+    http_hosting_service: str = "http://127.0.0.1:8080"
+    full_node_api: str = "http://127.0.0.1:1234"
+    full_node_token: str = ""
+    # Shared secret: every service requires it and the CLI sends it, when set.
+    api_token: str = ""
+
+
+@dataclass
+class Database:
+    enabled: bool = True
+    path: str = "./.singularity/database"
+    bind: str = "127.0.0.1"
+    port: int = 37000
+
+
+@dataclass
+class DealPreparationService:
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 3001
+    ipfs_api: str = ""
+    # Used when a request names no dealSize.
+    default_deal_size: Size = Size(32 * 2**30)
+    # A worker whose last heartbeat is older than this loses its jobs to others.
+    worker_timeout: float = 30.0
+    maintenance_interval: float = 5.0
+
+
+@dataclass
+class DealPreparationWorker:
+    enabled: bool = True
+    parallelism: int = 2
+    out_dir: str = "./.singularity/cars"
+    heartbeat_interval: float = 5.0
+    poll_interval: float = 1.0
+
+
+@dataclass
+class DealMakingService:
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 3003
+    boost_path: str = "boost"
+    other_boost_client_cli_options: str = ""
+    timeout: float = 120.0
+
+
+@dataclass
+class DealTrackingService:
+    enabled: bool = False
+    interval: float = 60.0
+
+
+@dataclass
+class ReplicationService:
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 3002
+    http_url_prefix: str = ""
+
+
+@dataclass
+class RankingService:
+    enabled: bool = False
+
+
+@dataclass
+class HttpHostingService:
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    car_dir: str = "./.singularity/cars"
+
+
+@dataclass
+class Config:
+    connection: Connection = field(default_factory=Connection)
+    database: Database = field(default_factory=Database)
+    deal_preparation_service: DealPreparationService = field(default_factory=DealPreparationService)
+    deal_preparation_worker: DealPreparationWorker = field(default_factory=DealPreparationWorker)
+    deal_making_service: DealMakingService = field(default_factory=DealMakingService)
+    deal_tracking_service: DealTrackingService = field(default_factory=DealTrackingService)
+    replication_service: ReplicationService = field(default_factory=ReplicationService)
+    ranking_service: RankingService = field(default_factory=RankingService)
+    http_hosting_service: HttpHostingService = field(default_factory=HttpHostingService)
+    source: Path | None = None
+
+
+def _coerce(key: str, kind: typing.Any, value: typing.Any) -> typing.Any:
+    if kind is Size:
+        try:
+            return Size(parse_size(value))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls: type, data: dict, prefix: str) -> typing.Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a [{key}] section")
+            values[name] = _build(kind, value, f"{key}.")
+        else:
+            values[name] = _coerce(key, kind, value)
+    return cls(**values)
+
+
+def _check(config: Config) -> None:
+    worker = config.deal_preparation_worker
+    if worker.parallelism < 1:
+        raise ConfigError("deal_preparation_worker.parallelism: must be at least 1")
+    for key, value in (
+        ("deal_preparation_worker.heartbeat_interval", worker.heartbeat_interval),
+        ("deal_preparation_worker.poll_interval", worker.poll_interval),
+        ("deal_preparation_service.worker_timeout", config.deal_preparation_service.worker_timeout),
+        ("deal_preparation_service.maintenance_interval", config.deal_preparation_service.maintenance_interval),
+        ("deal_tracking_service.interval", config.deal_tracking_service.interval),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{key}: must be positive")
+    if config.deal_preparation_service.worker_timeout <= worker.heartbeat_interval:
+        raise ConfigError("deal_preparation_service.worker_timeout: must exceed deal_preparation_worker.heartbeat_interval")
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        if hasattr(value, "port") and not 0 <= value.port <= 65535:
+            raise ConfigError(f"{section.name}.port: not a TCP port: {value.port}")
+
+
+def parse(data: dict, source: Path | None = None) -> Config:
+    config = _build(Config, data, "")
+    config.source = source
+    _check(config)
+    return config
+
+
+def find_config_file(explicit: str | os.PathLike | None = None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path
+    env = os.environ.get("SINGULARITY_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from SINGULARITY_CONFIG)")
+        return path
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load(explicit: str | os.PathLike | None = None) -> Config:
+    path = find_config_file(explicit)
+    if path is None:
+        return parse({})
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, path)
+

@@ -1,0 +1,76 @@
+"""Claiming jobs and proving a worker is alive: the one implementation every worker type uses.
+
+A job is claimable when it is active and has no worker. A claim is one atomic
+`find_one_and_update`, so two workers never get the same job. A worker reports health every few
+seconds; the maintenance task hands the jobs of a silent worker back to the pool.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import models
+from shared.models import Status
+
+log = logging.getLogger(__name__)
+
+
+async def claim(db: AsyncDatabase, collection: str, worker_id: str, sort: list | None = None) -> dict | None:
+    return await db[collection].find_one_and_update(
+        {"status": Status.ACTIVE.value, "workerId": None},
+        {"$set": {"workerId": worker_id, "claimedAt": models.now()}},
+        sort=sort or [("_id", 1)],
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def release(db: AsyncDatabase, collection: str, job_id: str, worker_id: str, **fields) -> bool:
+    """Give a job back (optionally changing it); False if the job is no longer ours."""
+    result = await db[collection].update_one(
+        {"_id": job_id, "workerId": worker_id}, {"$set": {"workerId": None, **fields}})
+    return result.matched_count == 1
+
+
+async def still_ours(db: AsyncDatabase, collection: str, job_id: str, worker_id: str) -> bool:
+    """True while the job exists, is active and is claimed by this worker."""
+    doc = await db[collection].find_one({"_id": job_id}, {"status": 1, "workerId": 1})
+    return bool(doc) and doc["workerId"] == worker_id and doc["status"] == Status.ACTIVE.value
+
+
+async def report_health(db: AsyncDatabase, worker_id: str) -> None:
+    await db[models.HEALTH].update_one(
+        {"_id": worker_id},
+        {"$set": {"workerId": worker_id, "updatedAt": models.now(), "host": socket.gethostname(), "pid": os.getpid()}},
+        upsert=True,
+    )
+
+
+async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float) -> None:
+    """Runs until cancelled; a database outage is logged and retried, never fatal."""
+    while True:
+        try:
+            await report_health(db, worker_id)
+        except Exception as exc:  # the worker keeps going; the maintenance task judges it
+            log.warning("health report failed: %s", exc)
+        await asyncio.sleep(interval)
+
+
+async def release_expired(db: AsyncDatabase, timeout: float) -> int:
+    """Drop health records older than `timeout` and unassign every job not held by a live worker."""
+    cutoff = models.now() - dt.timedelta(seconds=timeout)
+    await db[models.HEALTH].delete_many({"updatedAt": {"$lt": cutoff}})
+    live = [doc["_id"] async for doc in db[models.HEALTH].find({}, {"_id": 1})]
+    released = 0
+    for collection in models.JOB_COLLECTIONS:
+        result = await db[collection].update_many(
+            {"workerId": {"$ne": None, "$nin": live}}, {"$set": {"workerId": None}})
+        released += result.modified_count
+    if released:
+        log.info("released %d jobs of expired workers", released)
+    return released
