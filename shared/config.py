@@ -47,14 +47,17 @@ def parse_size(value: str | int) -> int:
     return int(size)
 
 
-def format_size(size: int) -> str:
-    """Bytes as the shortest exact binary unit (`32 GiB`), else with two decimals."""
+def format_size(size: int, exact: bool = True) -> str:
+    """`32 GiB` when a binary unit divides the size; otherwise the byte count (`exact`) or an
+    approximation such as `19.20 GiB` for people."""
+    for unit, factor in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    if exact:
+        return str(size)
     for unit, factor in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if size >= factor:
-            if size % factor == 0:
-                return f"{size // factor} {unit}"
-            if factor > 2**10:
-                return f"{size / factor:.2f} {unit}"
+            return f"{size / factor:.2f} {unit}"
     return f"{size} B"
 
 

@@ -13,14 +13,11 @@ from bson import ObjectId
 SCANNING = "ScanningRequest"
 GENERATION = "GenerationRequest"
 GENERATION_FILES = "GenerationFile"
+SCAN_PROBLEMS = "ScanProblem"  # unreadable files (errors) and symlinks etc. (skipped), per request
 HEALTH = "HealthCheck"
 
 # Every job collection a worker can claim from; the maintenance task releases them all.
 JOB_COLLECTIONS = (SCANNING, GENERATION)
-
-# How many named errors a request keeps; the count goes on past it.
-MAX_RECORDED_ERRORS = 100
-
 
 class Status(StrEnum):
     ACTIVE = "active"
@@ -46,7 +43,9 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict]] = [
     (GENERATION, [("preparationId", 1), ("index", 1)], {"unique": True}),
     (GENERATION, [("status", 1), ("workerId", 1)], {}),
     (GENERATION_FILES, [("generationId", 1), ("order", 1)], {}),
-    (GENERATION_FILES, [("preparationId", 1)], {}),
+    (GENERATION_FILES, [("preparationId", 1), ("chunkIndex", 1)], {}),
+    (SCAN_PROBLEMS, [("preparationId", 1), ("chunkIndex", 1)], {}),
+    (SCAN_PROBLEMS, [("generationId", 1)], {}),
     (HEALTH, [("updatedAt", 1)], {}),
 ]
 
@@ -59,18 +58,16 @@ def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_si
         "dealSize": deal_size,
         "minSize": min_size,
         "maxSize": max_size,
-        "status": Status.ACTIVE.value,
+        "state": "active",  # what the user asked for: active or paused
+        "status": Status.ACTIVE.value,  # of the scan: active, paused, completed, error
         "workerId": None,
+        "error": None,
         "createdAt": now(),
         # Where an interrupted scan resumes: the next chunk index and the last entry already
         # placed in a chunk (path components in walk order, and the byte offset reached in it).
         "checkpoint": {"index": 0, "after": None, "offset": 0},
         "scannedFiles": 0,
         "scannedBytes": 0,
-        "errors": [],
-        "errorCount": 0,
-        "skipped": [],
-        "skippedCount": 0,
         "indexCid": None,
     }
 
@@ -93,3 +90,37 @@ def generation_request(scan: dict, index: int, file_count: int, size: int) -> di
         "error": None,
         "createdAt": now(),
     }
+
+
+# --- Deals (deal making and tracking services) ---
+DEAL_STATE = "DealState"
+# One document per (client, provider, piece) with a deal in flight; its unique _id is what makes
+# a retried POST /deal return the existing proposal instead of sending a second one.
+DEAL_PENDING = "DealPending"
+# The tracker's progress: the last chain height it applied, so a restart never goes backwards.
+DEAL_TRACKER = "DealTracker"
+
+
+class DealStatus(StrEnum):
+    SENDING = "sending"  # the boost client is running; no answer yet
+    PROPOSED = "proposed"
+    PUBLISHED = "published"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    PROPOSAL_EXPIRED = "proposal_expired"
+    SLASHED = "slashed"
+    REJECTED = "rejected"
+    ERROR = "error"
+
+
+# While a deal is in one of these states, another request for the same piece returns it.
+DEAL_PENDING_STATES = (DealStatus.SENDING.value, DealStatus.PROPOSED.value, DealStatus.PUBLISHED.value)
+# The states the tracker watches on chain.
+DEAL_TRACKED_STATES = (DealStatus.PROPOSED.value, DealStatus.PUBLISHED.value, DealStatus.ACTIVE.value)
+
+INDEXES += [
+    (DEAL_STATE, [("state", 1), ("provider", 1)], {}),
+    (DEAL_STATE, [("pieceCid", 1)], {}),
+    (DEAL_STATE, [("dealId", 1)], {}),
+    (DEAL_STATE, [("client", 1), ("provider", 1), ("pieceCid", 1)], {}),
+]

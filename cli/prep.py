@@ -1,0 +1,171 @@
+"""`singularity prep ...`: the preparation API from the command line."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.client import CliError
+from cli.common import client_for, parse_size_option
+from cli.output import console, print_fields, print_json, print_table
+from shared.config import format_size
+
+app = typer.Typer(no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def api():
+    return client_for("deal_preparation_service")
+
+
+def human(size: Optional[int]) -> str:
+    return "" if size is None else format_size(size, exact=False)
+
+
+@app.command()
+def start(
+    name: str = typer.Option(..., help="Dataset name, unique."),
+    path: str = typer.Option(..., help="Directory to prepare."),
+    deal_size: Optional[str] = typer.Option(None, "--deal-size", help="Piece size, a power of two (e.g. 32GiB)."),
+    min_size: Optional[str] = typer.Option(None, "--min-size", help="Smallest chunk (default 0.6 x deal size)."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Largest chunk (default 0.9 x deal size)."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress until every chunk is done."),
+    json_: bool = JSON,
+) -> None:
+    """Create a preparation request: scan PATH into chunks, then CAR files."""
+    for option, value in (("--deal-size", deal_size), ("--min-size", min_size), ("--max-size", max_size)):
+        parse_size_option(option, value)
+    body = {"name": name, "path": os.path.abspath(path), "dealSize": deal_size, "minSize": min_size, "maxSize": max_size}
+    created = api().post("/preparation", {k: v for k, v in body.items() if v is not None})
+    if wait:
+        final = wait_until_done(created["id"], quiet=json_)
+        if json_:
+            print_json(final)
+        else:
+            show_status(final)
+        if final["scanningStatus"] == "error" or final.get("generationFailed"):
+            raise CliError("the preparation finished with errors (see above)")
+        return
+    if json_:
+        print_json(created)
+    else:
+        console.print(f"Accepted. dataset-id: {created['id']}", highlight=False)
+
+
+def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5) -> dict:
+    client = api()
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+        task = progress.add_task("scanning", total=None, detail="")
+        while True:
+            status = client.get(f"/preparation/{preparation_id}", limit=1)
+            scanning = status["scanningStatus"]
+            done = status["generationCompleted"] + status["generationFailed"]
+            progress.update(task, description="scanning" if scanning == "active" else "generating",
+                            completed=done, total=status["generationTotal"] or None,
+                            detail=f"{status['scannedFiles']} files, {human(status['scannedBytes'])}")
+            if scanning == "error" or (scanning == "completed" and done == status["generationTotal"]
+                                       and not generation_pending(status)):
+                return client.get(f"/preparation/{preparation_id}")
+            if scanning == "paused":
+                raise CliError(f"preparation {preparation_id} is paused")
+            time.sleep(interval)
+
+
+def generation_pending(status: dict) -> bool:
+    """False once no chunk can change any more without a user action."""
+    return status["generationCompleted"] + status["generationFailed"] < status["generationTotal"]
+
+
+def set_state(preparation_id: str, state: str, json_: bool) -> None:
+    result = api().post(f"/preparation/{preparation_id}", {"state": state})
+    if json_:
+        print_json(result)
+    else:
+        console.print(f"{preparation_id}: {state}", highlight=False)
+
+
+@app.command()
+def pause(preparation_id: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) -> None:
+    """Stop scanning and CAR generation; resume later."""
+    set_state(preparation_id, "paused", json_)
+
+
+@app.command()
+def resume(preparation_id: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) -> None:
+    """Continue a paused preparation and retry its failed chunks."""
+    set_state(preparation_id, "active", json_)
+
+
+@app.command()
+def remove(preparation_id: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) -> None:
+    """Delete a preparation and its chunk records (CAR files stay on disk)."""
+    set_state(preparation_id, "removed", json_)
+
+
+@app.command("list")
+def list_(json_: bool = JSON) -> None:
+    """All preparation requests."""
+    rows = api().get("/preparations")
+    if json_:
+        print_json(rows)
+        return
+    for row in rows:
+        row["chunks"] = f"{row['generationCompleted']}/{row['generationTotal']}"
+        row["scanned"] = human(row["scannedBytes"])
+    print_table(rows, [("id", "ID"), ("name", "Name"), ("path", "Path"), ("dealSize", "Deal size"),
+                       ("state", "State"), ("scanningStatus", "Scanning"), ("scanned", "Scanned"),
+                       ("chunks", "Chunks done"), ("generationFailed", "Failed")])
+
+
+@app.command()
+def status(preparation_id: str = typer.Argument(..., metavar="ID"),
+           offset: int = typer.Option(0, help="First chunk to list."),
+           limit: int = typer.Option(1000, help="How many chunks to list."),
+           json_: bool = JSON) -> None:
+    """One preparation: progress, problems and its chunk table."""
+    result = api().get(f"/preparation/{preparation_id}", offset=offset, limit=limit)
+    if json_:
+        print_json(result)
+    else:
+        show_status(result)
+
+
+def show_status(result: dict) -> None:
+    result = dict(result, scanned=f"{result['scannedFiles']} files, {human(result['scannedBytes'])}")
+    result["chunks"] = (f"{result['generationCompleted']} completed, {result['generationInprogress']} in progress, "
+                        f"{result['generationFailed']} failed, {result['generationTotal']} total")
+    for key in ("bytesDone", "rate"):
+        if key in result:
+            result[key] = human(result[key]) + ("/s" if key == "rate" else "")
+    fields = [("id", "ID"), ("name", "Name"), ("path", "Path"), ("dealSize", "Deal size"), ("minSize", "Min size"),
+              ("maxSize", "Max size"), ("state", "State"), ("scanningStatus", "Scanning"),
+              ("scanningError", "Scan error"), ("scanned", "Scanned"), ("chunks", "Chunks"),
+              ("bytesDone", "Bytes done"), ("rate", "Rate"),
+              ("errorCount", "Unreadable"), ("skippedCount", "Skipped"), ("indexCid", "Index CID")]
+    print_fields(result, [(k, label) for k, label in fields if result.get(k) not in (None, "")])
+    for problem in result.get("problems", [])[:20]:
+        console.print(f"  {problem['kind']}: {problem['path']}: {problem['reason']}", highlight=False, markup=False)
+    rows = [dict(g, size=human(g["size"]), carSize=human(g["carSize"])) for g in result["generationRequests"]]
+    print_table(rows, [("index", "#"), ("status", "Status"), ("fileCount", "Files"), ("size", "Data"),
+                       ("dataCid", "Data CID"), ("pieceCid", "Piece CID"), ("pieceSize", "Piece size"),
+                       ("carSize", "CAR size"), ("error", "Error")], title="Chunks")
+
+
+@app.command()
+def generation(generation_id: str = typer.Argument(..., metavar="ID"),
+               offset: int = typer.Option(0), limit: int = typer.Option(1000), json_: bool = JSON) -> None:
+    """One chunk and its file list."""
+    result = api().get(f"/generation/{generation_id}", offset=offset, limit=limit)
+    if json_:
+        print_json(result)
+        return
+    print_fields(result, [("id", "ID"), ("name", "Dataset"), ("index", "Index"), ("status", "Status"),
+                          ("dataCid", "Data CID"), ("pieceCid", "Piece CID"), ("pieceSize", "Piece size")])
+    print_table(result["fileList"], [("relativePath", "Path"), ("size", "Size"), ("start", "Start"), ("end", "End"),
+                                     ("cid", "CID")])

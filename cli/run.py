@@ -1,0 +1,104 @@
+"""`singularity run`: start this host's modules in one process, on the embedded or a given database."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+import signal
+from typing import List, Optional
+
+import typer
+
+from cli.client import CliError
+from cli.common import get_config
+from shared import database
+from shared.config import Config
+from shared.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+from shared.runtime import Runtime
+
+log = logging.getLogger("singularity")
+
+# module name -> (config section that enables it, module holding `async def run(runtime)`)
+MODULES = {
+    "preparation": ("deal_preparation_service", "services.preparation.service"),
+    "worker": ("deal_preparation_worker", "services.worker.service"),
+    "dealmaking": ("deal_making_service", "services.dealmaking.service"),
+    "tracking": ("deal_tracking_service", "services.tracking.service"),
+    "hosting": ("http_hosting_service", "services.hosting.service"),
+}
+# Sections of the design that have no module in this version yet.
+NOT_BUILT = {"replication": "replication_service", "ranking": "ranking_service"}
+
+
+def available_modules() -> dict[str, tuple[str, str]]:
+    found = {}
+    for name, (section, module) in MODULES.items():
+        if importlib.util.find_spec(module) is not None:
+            found[name] = (section, module)
+    return found
+
+
+def select_modules(config: Config, names: list[str]) -> list[str]:
+    modules = available_modules()
+    if not names:
+        for name, section in NOT_BUILT.items():
+            if getattr(config, section).enabled:
+                raise CliError(f"[{section}] enabled = true, but the {name} module is not part of this version", 2)
+        return [name for name, (section, _) in modules.items() if getattr(config, section).enabled]
+    if names == ["all"]:
+        return list(modules)
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        raise CliError(f"unknown module {unknown[0]!r}; choose from: {', '.join(modules)} or all", 2)
+    return list(dict.fromkeys(names))
+
+
+def database_url(config: Config) -> str:
+    if not config.database.enabled:
+        return config.connection.database
+    name = database.database_name(config.connection.database)
+    return f"mongodb://{config.database.bind}:{config.database.port}/{name}"
+
+
+async def run_modules(config: Config, names: list[str], url: str) -> None:
+    runtime = await Runtime.connect(config, url)
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.create_task(importlib.import_module(MODULES[n][1]).run(runtime), name=n) for n in names]
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception():
+                log.error("module %s stopped: %s", task.get_name(), task.exception())
+    finally:
+        for task in [stopper, *tasks]:
+            task.cancel()
+        await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        await runtime.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(modules: Optional[List[str]] = typer.Argument(None, help="Modules to start (default: those enabled "
+            f"in config.toml): {', '.join(MODULES)} or all.")) -> None:
+        """Start this host's modules (and the embedded database) until Ctrl-C."""
+        config = get_config()
+        names = select_modules(config, modules or [])
+        if not names:
+            raise CliError("no module is enabled in the configuration; name one, or `all`", 2)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        embedded = None
+        try:
+            if config.database.enabled:
+                embedded = EmbeddedDatabase(config.database.path, config.database.bind, config.database.port).start()
+            log.info("starting %s", ", ".join(names))
+            asyncio.run(run_modules(config, names, database_url(config)))
+        except EmbeddedDatabaseError as exc:
+            raise CliError(str(exc)) from None
+        finally:
+            if embedded:
+                embedded.stop()

@@ -1,0 +1,18 @@
+import asyncio
+
+from services.preparation import maintenance
+from services.preparation.routes import routes
+from shared.api import create_app, serve
+from shared.runtime import Runtime
+
+
+def app(runtime: Runtime):
+    return create_app(runtime.config, runtime.db, routes)
+
+
+async def run(runtime: Runtime) -> None:
+    settings = runtime.config.deal_preparation_service
+    await asyncio.gather(
+        serve(app(runtime), settings.bind, settings.port),
+        maintenance.run(runtime.db, settings.worker_timeout, settings.maintenance_interval),
+    )

@@ -1,0 +1,53 @@
+"""Checks on a new preparation request, before anything is written."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from shared.api import Body, InvalidParameter
+
+MIN_DEAL_SIZE = 256
+MAX_DEAL_SIZE = 64 * 2**30
+
+
+@dataclass(frozen=True)
+class NewPreparation:
+    name: str
+    path: str
+    deal_size: int
+    min_size: int
+    max_size: int
+
+
+def new_preparation(body: Body, default_deal_size: int) -> NewPreparation:
+    body.only("name", "path", "dealSize", "minSize", "maxSize")
+    name = body.str("name").strip()
+    if len(name) > 200:
+        raise InvalidParameter("name must be at most 200 characters")
+    path = dataset_path(body.str("path"))
+    deal_size = body.size("dealSize", required=False) or default_deal_size
+    if deal_size & (deal_size - 1) or not MIN_DEAL_SIZE <= deal_size <= MAX_DEAL_SIZE:
+        raise InvalidParameter("dealSize must be a power of two between 256 B and 64 GiB", deal_size)
+    min_size = body.size("minSize", required=False)
+    max_size = body.size("maxSize", required=False)
+    min_size = int(deal_size * 0.6) if min_size is None else min_size
+    max_size = int(deal_size * 0.9) if max_size is None else max_size
+    limit = deal_size * 127 // 128
+    if min_size <= 0:
+        raise InvalidParameter("minSize must be positive", min_size)
+    if min_size > max_size:
+        raise InvalidParameter("minSize must not exceed maxSize", {"minSize": min_size, "maxSize": max_size})
+    if max_size >= limit:
+        # A CAR adds headers and DAG nodes to the data, and a piece holds 127/128 of its size.
+        raise InvalidParameter("maxSize must be below dealSize * 127/128",
+                               {"maxSize": max_size, "limit": limit})
+    return NewPreparation(name, path, deal_size, min_size, max_size)
+
+
+def dataset_path(raw: str) -> str:
+    path = os.path.realpath(os.path.expanduser(raw))
+    if not os.path.isdir(path):
+        raise InvalidParameter("path must be an existing directory", raw)
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise InvalidParameter("path is not readable", raw)
+    return path

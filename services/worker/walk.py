@@ -1,0 +1,76 @@
+"""A sorted, streaming walk of a dataset directory that can resume after any file.
+
+Entries of each directory are sorted by name, so the walk visits files in the lexicographic order
+of their path components; resuming "after" a path is then a comparison, and whole directories
+before the resume point are never opened again. Only one directory listing is in memory per level.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterator
+
+Components = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class File:
+    components: Components  # path relative to the dataset root, split on "/"
+    path: str  # absolute
+    size: int
+    mtime: float
+
+    @property
+    def relative_path(self) -> str:
+        return "/".join(self.components)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the walk could not take: recorded on the request, the walk goes on."""
+    kind: str  # "error" (unreadable) or "skipped" (symlink, socket, device...)
+    path: str
+    reason: str
+
+
+def walk(root: str, after: Components | None = None) -> Iterator[File | Problem]:
+    """Files under root in sorted order; with `after`, only those sorting after it, plus `after`
+    itself (the caller decides how much of that file remains)."""
+    yield from _walk(root, (), tuple(after) if after else None)
+
+
+def _walk(directory: str, prefix: Components, after: Components | None) -> Iterator[File | Problem]:
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        yield Problem("error", directory, exc.strerror or str(exc))
+        return
+    for entry in entries:
+        components = prefix + (entry.name,)
+        if after is not None:
+            head = after[:len(components)]
+            if components < head:
+                continue  # everything under it precedes the resume point
+            inside = components == head
+        else:
+            inside = False
+        try:
+            if entry.is_symlink():
+                yield Problem("skipped", entry.path, "symbolic link (not followed)")
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(entry.path, components, after if inside else None)
+                continue
+            info = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            yield Problem("error", entry.path, exc.strerror or str(exc))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            yield Problem("skipped", entry.path, "not a regular file")
+            continue
+        if not os.access(entry.path, os.R_OK):
+            yield Problem("error", entry.path, "permission denied")
+            continue
+        yield File(components, entry.path, info.st_size, info.st_mtime)

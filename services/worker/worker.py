@@ -1,0 +1,91 @@
+"""The preparation worker: registers with a uuid, reports health, and runs `parallelism` slots that
+each claim one job at a time (scanning first, then CAR generation)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Awaitable, Callable
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import jobs, models
+from shared.config import Config
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncDatabase, dict, str], Awaitable[None]]
+
+
+def job_handlers(config: Config) -> list[tuple[str, Handler]]:
+    """(collection, handler) in the order a free slot looks for work."""
+    from services.worker import scanning
+
+    handlers: list[tuple[str, Handler]] = [(models.SCANNING, scanning.scan)]
+    try:
+        from services.worker import generation
+    except ImportError:
+        return handlers
+    handlers.append((models.GENERATION, generation.handler(config)))
+    return handlers
+
+
+class Worker:
+    def __init__(self, db: AsyncDatabase, config: Config):
+        self.db = db
+        self.config = config.deal_preparation_worker
+        self.id = str(uuid.uuid4())
+        self.handlers = job_handlers(config)
+
+    async def run(self) -> None:
+        await jobs.report_health(self.db, self.id)
+        log.info("worker %s started with %d slots", self.id, self.config.parallelism)
+        tasks = [asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval))]
+        tasks += [asyncio.create_task(self.slot()) for _ in range(self.config.parallelism)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.db[models.HEALTH].delete_one({"_id": self.id})
+            except Exception as exc:
+                log.warning("could not deregister worker %s: %s", self.id, exc)
+
+    async def slot(self) -> None:
+        while True:
+            try:
+                ran = await self.run_one()
+            except Exception as exc:  # the database is down, say: wait and go on
+                log.warning("worker slot: %s", exc)
+                ran = False
+            if not ran:
+                await asyncio.sleep(self.config.poll_interval)
+
+    async def run_one(self) -> bool:
+        for collection, handler in self.handlers:
+            job = await jobs.claim(self.db, collection, self.id, sort=[("_id", 1)])
+            if job is None:
+                continue
+            try:
+                await handler(self.db, job, self.id)
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    log.exception("%s %s failed; handing it back", collection, job["_id"])
+                await asyncio.shield(self.hand_back(collection, job["_id"]))
+                raise
+            return True
+        return False
+
+    async def hand_back(self, collection: str, job_id: str) -> None:
+        """Unassign a job we stopped working on, retrying while the database is away."""
+        delay = 0.5
+        while True:
+            try:
+                await jobs.release(self.db, collection, job_id, self.id)
+                return
+            except Exception as exc:
+                log.warning("cannot hand back %s %s yet: %s", collection, job_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
