@@ -1,0 +1,322 @@
+"""Pack files into one CARv1 and compute its commP in a single streaming pass.
+
+The calling thread reads 1 MiB chunks, hashes them (hashlib releases the GIL) and writes the
+CAR; a second thread runs commP over the same bytes (the C extension releases the GIL too), so
+two cores are busy. Memory is bounded by a small pool of chunk buffers that go back to the
+reader only once commP is done with them.
+"""
+import math
+import os
+import queue
+import stat
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from . import cid as cidlib
+from . import unixfs
+from .car import CarWriter
+from .commp import CommP, check_piece_size
+from .commp_ref import GROUP_IN
+from .dagpb import Link
+
+BUFFERS = 8
+# Pieces are padded to 128/127 of the payload; a CAR also carries headers, so this is a floor.
+_FR32 = 128 / GROUP_IN
+
+
+class SourceChanged(Exception):
+    """A source file vanished or no longer has the size/mtime recorded at scan time."""
+
+    def __init__(self, path: str, reason: str = "changed since scan"):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+
+
+class PackCancelled(Exception):
+    """should_stop() asked to abandon the pack."""
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    path: str  # absolute source file
+    relative_path: str  # posix path inside the chunk's root directory
+    start: int
+    end: int
+    size: int  # st_size at scan time
+    mtime: float | None  # st_mtime at scan time; None skips the check
+
+
+@dataclass
+class PackResult:
+    data_cid: str
+    piece_cid: str
+    piece_size: int
+    car_size: int
+    car_path: str
+    entry_cids: list[str]
+    blocks: list[tuple[str, int, int]] | None = field(default=None, repr=False)
+
+
+def as_entry(e: Any) -> PackEntry:
+    if isinstance(e, PackEntry):
+        return e
+    get = e.get if isinstance(e, dict) else (lambda k: getattr(e, k, None))
+    size = int(get("size"))
+    start = int(get("start") or 0)
+    end = get("end")
+    end = size if end is None else int(end)
+    mtime = get("mtime")
+    entry = PackEntry(str(get("path")), str(get("relative_path")), start, end, size,
+                      None if mtime is None else float(mtime))
+    if not 0 <= entry.start <= entry.end <= entry.size:
+        raise ValueError(f"bad byte range {entry.start}-{entry.end} of {entry.size} for {entry.path}")
+    return entry
+
+
+class _CommPThread:
+    """commP over everything the CAR writer writes, on its own thread, in write order."""
+
+    def __init__(self, chunk_size: int):
+        self.hasher = CommP()
+        self._free: queue.Queue = queue.Queue()
+        self._work: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        for _ in range(BUFFERS):
+            self._free.put(bytearray(chunk_size))
+        self._thread = threading.Thread(target=self._run, name="commp", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            if isinstance(item, bytearray):  # a buffer whose bytes are all queued before it
+                self._free.put(item)
+            elif self._error is None:
+                try:
+                    for part in item:
+                        self.hasher.update(part)
+                except BaseException as exc:  # surfaced to the packing thread by acquire/close
+                    self._error = exc
+
+    def feed(self, parts: list) -> None:
+        self._work.put(parts)
+
+    def acquire(self) -> bytearray:
+        if self._error is not None:
+            raise self._error
+        return self._free.get()
+
+    def release(self, buf: bytearray) -> None:
+        self._work.put(buf)
+
+    def close(self) -> None:
+        self._work.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class _Packer:
+    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool):
+        self.chunk_size = chunk_size
+        self.should_stop = should_stop
+        self.blocks: list[tuple[str, int, int]] | None = [] if collect_blocks else None
+        self.commp = _CommPThread(chunk_size)
+        self.car = CarWriter(fd, sink=self.commp.feed)
+
+    def emit(self, cid: bytes, data) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise PackCancelled()
+        offset = self.car.put(cid, data)
+        if offset is not None and self.blocks is not None:
+            self.blocks.append((cidlib.to_str(cid), offset, len(data)))
+
+    def file(self, e: PackEntry) -> Link:
+        try:
+            with open(e.path, "rb", buffering=0) as f:
+                _check(e, os.fstat(f.fileno()))
+                f.seek(e.start)
+                builder = unixfs.FileBuilder(self.emit)
+                remaining = e.end - e.start
+                while remaining:
+                    buf = self.commp.acquire()
+                    try:
+                        want = min(self.chunk_size, remaining)
+                        n = _read_full(f, memoryview(buf)[:want])
+                        if n < want:
+                            raise SourceChanged(e.path, "shorter than at scan time")
+                        builder.add_chunk(memoryview(buf)[:n])
+                    finally:
+                        self.commp.release(buf)
+                    remaining -= n
+                _check(e, os.fstat(f.fileno()))
+                return builder.close()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise SourceChanged(e.path, exc.strerror or "vanished") from exc
+
+    def directory(self, tree: dict, cids: dict) -> Link:
+        links = []
+        for name, child in tree.items():
+            if isinstance(child, dict):
+                link = self.directory(child, cids)
+            else:
+                link = self.file(child[1])
+                cids[child[0]] = link.cid
+            links.append((name.encode("utf-8", "surrogateescape"), link))
+        return unixfs.directory(links, self.emit)
+
+
+def _read_full(f, view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _check(e: PackEntry, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceChanged(e.path, "no longer a regular file")
+    if st.st_size != e.size:
+        raise SourceChanged(e.path, f"size {st.st_size} != {e.size} at scan time")
+    # st_mtime round-trips exactly through JSON and the database; the tolerance only absorbs
+    # stores that keep microseconds.
+    if e.mtime is not None and abs(st.st_mtime - e.mtime) > 1e-6:
+        raise SourceChanged(e.path, "modified since scan")
+
+
+def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
+    """Nested dicts of the relative paths, in sorted full-path order (ipfs-car's block order)."""
+    tree: dict = {}
+    items = [(e.relative_path, (i, e)) for i, e in enumerate(entries)] + [(d, None) for d in empty_dirs]
+    for rel, item in sorted(items, key=lambda x: x[0]):
+        parts = rel.split("/")
+        if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"bad relative path {rel!r}")
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{rel!r} is inside a file path")
+        if parts[-1] in node:
+            raise ValueError(f"duplicate path {rel!r}")
+        node[parts[-1]] = {} if item is None else item
+    return tree
+
+
+def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
+         build: Callable[[_Packer], Link], chunk_size: int) -> tuple[Link, PackResult]:
+    if piece_size is not None:
+        check_piece_size(piece_size)
+        if math.ceil(payload * _FR32) > piece_size:
+            raise ValueError(f"{payload} bytes of data cannot fit a {piece_size}-byte piece")
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".pack-", suffix=".car.tmp")
+    packer = None
+    try:
+        packer = _Packer(fd, chunk_size, should_stop, collect_blocks)
+        root = build(packer)
+        real_header = packer.car.finish(root.cid)
+        packer.commp.close()
+        piece = packer.commp.hasher.digest(replace_prefix=real_header, piece_size=piece_size)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        data_cid = cidlib.to_str(root.cid)
+        car_path = os.path.join(out_dir, data_cid + ".car")
+        os.replace(tmp, car_path)
+        _fsync_dir(out_dir)
+        result = PackResult(data_cid, piece.cid, piece.padded_size, packer.car.size, car_path, [], packer.blocks)
+        return root, result
+    except BaseException:
+        if packer is not None:
+            try:
+                packer.commp.close()
+            except BaseException:
+                pass  # the original error is the one worth reporting
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _fsync_dir(path: str) -> None:
+    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None = None,
+               should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
+               chunk_size: int = unixfs.CHUNK_SIZE) -> PackResult:
+    """CAR of a directory holding every entry at its relative path; see PackResult.
+
+    Entries are dicts or objects with path, relative_path, start, end, size, mtime. The CAR is
+    `<out_dir>/<dataCid>.car`, renamed into place only once complete and fsynced.
+    """
+    items = [as_entry(e) for e in entries]
+    tree = _tree(items)
+    cids: dict[int, bytes] = {}
+    payload = sum(e.end - e.start for e in items)
+    _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
+                     lambda p: p.directory(tree, cids), chunk_size)
+    result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
+    return result
+
+
+def pack_path(path: str, out_dir: str, piece_size: int | None = None, *,
+              should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
+              chunk_size: int = unixfs.CHUNK_SIZE) -> PackResult:
+    """CAR of one file (root = the file) or of a directory tree (root = the directory).
+
+    Symlinks and special files inside a directory are skipped, not followed; hidden files and
+    empty directories are kept.
+    """
+    st = os.stat(path)
+    if stat.S_ISREG(st.st_mode):
+        e = PackEntry(os.path.abspath(path), os.path.basename(path), 0, st.st_size, st.st_size, st.st_mtime)
+        _, result = _run(out_dir, piece_size, should_stop, collect_blocks, e.size, lambda p: p.file(e), chunk_size)
+        result.entry_cids = [result.data_cid]
+        return result
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{path}: not a regular file or directory")
+    files, empty_dirs = scan_dir(path)
+    tree = _tree(files, empty_dirs)
+    cids: dict[int, bytes] = {}
+    payload = sum(e.size for e in files)
+    _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
+                     lambda p: p.directory(tree, cids), chunk_size)
+    result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(files))]
+    return result
+
+
+def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
+    """Regular files (as whole-file entries) and empty directories under root, not following links."""
+    files: list[PackEntry] = []
+    empty: list[str] = []
+
+    def walk(abs_dir: str, rel: str) -> None:
+        with os.scandir(abs_dir) as it:
+            children = list(it)
+        kept = 0
+        for d in children:
+            child_rel = f"{rel}/{d.name}" if rel else d.name
+            if d.is_dir(follow_symlinks=False):
+                walk(d.path, child_rel)
+                kept += 1
+            elif d.is_file(follow_symlinks=False):
+                st = d.stat(follow_symlinks=False)
+                files.append(PackEntry(os.path.abspath(d.path), child_rel, 0, st.st_size, st.st_size, st.st_mtime))
+                kept += 1
+        if not kept and rel:
+            empty.append(rel)
+
+    walk(root, "")
+    return files, empty
