@@ -1,0 +1,154 @@
+"""Running the Boost client CLI for one stateless deal.
+
+The boost client signs proposals with a wallet from its own repo (`--repo`, default
+~/.boost-client). To keep deals stateless and the key out of any long-lived place, each deal gets
+a throwaway repo: `boost --repo TMP wallet import` reads the key file's content on stdin (so the
+key path never appears in an argv that `ps` could show), then `boost --repo TMP --json deal
+--wallet ...` sends the proposal, and the repo is deleted. The full node boost needs to read the
+chain head is passed as FULLNODE_API_INFO from [connection] unless the environment already sets it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+
+from services.dealmaking.proposal import Proposal
+from shared.config import Connection, DealMakingService
+
+log = logging.getLogger(__name__)
+
+REJECTED_MARKER = "deal proposal rejected"
+_MAX_MESSAGE = 2000
+
+
+class BoostFailed(Exception):
+    """The proposal was not sent or not answered: the tool's own message."""
+
+
+class BoostRejected(Exception):
+    """The storage provider answered and said no: its reason."""
+
+
+class BoostUnavailable(Exception):
+    """The boost executable cannot be started at all."""
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def deal_arguments(proposal: Proposal) -> list[str]:
+    args = ["offline-deal"] if proposal.offline else ["deal", "--http-url", proposal.url,
+                                                      "--car-size", str(proposal.car_size)]
+    args += [
+        "--provider", proposal.provider,
+        "--commp", proposal.piece_cid,
+        "--piece-size", str(proposal.piece_size),
+        "--payload-cid", proposal.data_cid,
+        "--verified=" + ("true" if proposal.verified else "false"),
+        "--duration", str(proposal.duration),
+        "--wallet", proposal.wallet,
+    ]
+    if proposal.start_epoch is not None:
+        args += ["--start-epoch", str(proposal.start_epoch)]
+    if proposal.price is not None:
+        args += ["--storage-price", proposal.price]
+    if not proposal.keep_unsealed:
+        args.append("--remove-unsealed-copy")
+    if not proposal.announce_to_ipni:
+        args.append("--skip-ipni-announce")
+    return args
+
+
+def environment(connection: Connection) -> dict[str, str]:
+    env = dict(os.environ)
+    if "FULLNODE_API_INFO" not in env and connection.full_node_api:
+        # Lotus' API-info format: "<jwt>:<address>", or the bare address without a token.
+        token = connection.full_node_token
+        env["FULLNODE_API_INFO"] = f"{token}:{connection.full_node_api}" if token else connection.full_node_api
+    return env
+
+
+async def run(argv: list[str], env: dict[str, str], timeout: float, stdin: bytes | None = None) -> Completed:
+    """Run without a shell; past the timeout (or on cancellation) the whole process group is killed."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise BoostUnavailable(f"cannot start {argv[0]}: {exc.strerror}") from None
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout)
+    except asyncio.TimeoutError:
+        raise BoostFailed(f"boost did not finish within {timeout:g}s and was killed") from None
+    finally:
+        if process.returncode is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await process.wait()
+    return Completed(process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+
+
+def _message(result: Completed) -> str:
+    lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+    text = " | ".join(lines[-5:]) or f"exit status {result.returncode}"
+    return text[-_MAX_MESSAGE:]
+
+
+def _rejection(result: Completed) -> str | None:
+    for line in (result.stderr + "\n" + result.stdout).splitlines():
+        at = line.lower().find(REJECTED_MARKER)
+        if at >= 0:
+            reason = line[at + len(REJECTED_MARKER):].lstrip(" :").strip()
+            return (reason or line.strip())[:_MAX_MESSAGE]
+    return None
+
+
+def parse_output(stdout: str) -> dict:
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError:
+        raise BoostFailed(f"boost printed no JSON: {stdout.strip()[:200]!r}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("dealUuid"), str) or not data["dealUuid"]:
+        raise BoostFailed(f"boost's JSON has no dealUuid: {stdout.strip()[:200]!r}")
+    for key in ("startEpoch", "endEpoch"):
+        if data.get(key) is not None and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+            raise BoostFailed(f"boost's JSON has a non-integer {key}: {data[key]!r}")
+    return data
+
+
+async def send_deal(settings: DealMakingService, connection: Connection, proposal: Proposal) -> dict:
+    """Send one proposal; its parsed JSON answer, or BoostRejected / BoostFailed / BoostUnavailable."""
+    key = proposal.key_path.read_bytes()
+    env = environment(connection)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.timeout
+    repo = tempfile.mkdtemp(prefix="boost-client-")
+    base = [settings.boost_path, *shlex.split(settings.other_boost_client_cli_options), "--repo", repo]
+    try:
+        imported = await run([*base, "wallet", "import"], env, settings.timeout, stdin=key)
+        if imported.returncode != 0:
+            raise BoostFailed(f"importing the wallet key failed: {_message(imported)}")
+        remaining = max(deadline - loop.time(), 0.001)
+        result = await run([*base, "--json", *deal_arguments(proposal)], env, remaining)
+    finally:
+        # The repo's keystore holds the imported private key.
+        shutil.rmtree(repo, ignore_errors=True)
+    if result.returncode != 0:
+        reason = _rejection(result)
+        if reason is not None:
+            raise BoostRejected(reason)
+        raise BoostFailed(_message(result))
+    return parse_output(result.stdout)

@@ -1,0 +1,164 @@
+"""One function per API action of the deal making service, each validating its input first."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.dealmaking import boost, pending
+from services.dealmaking import proposal as proposal_module
+from shared import models
+from shared.api import ApiError, Body, Conflict, InvalidParameter, NotFound, Unavailable
+from shared.config import Config
+from shared.models import DealStatus
+
+log = logging.getLogger(__name__)
+
+# How often a request that found a deal being sent checks whether it has been answered.
+POLL_INTERVAL = 0.1
+
+
+class DealRejected(ApiError):
+    status = 422
+    error = "deal proposal rejected"
+
+
+class DealFailed(ApiError):
+    status = 502
+    error = "deal proposal failed"
+
+
+def public(deal: dict) -> dict:
+    out = {"id": deal["_id"], **{k: v for k, v in deal.items() if k != "_id"}}
+    return out
+
+
+def _answer(deal: dict, existing: bool) -> dict:
+    state = deal["state"]
+    detail = {"id": deal["_id"], "state": state, "message": deal.get("message")}
+    if state == DealStatus.REJECTED.value:
+        raise DealRejected(f"deal proposal rejected: {deal.get('message')}", detail)
+    if state == DealStatus.ERROR.value:
+        raise DealFailed(f"deal proposal failed: {deal.get('message')}", detail)
+    return {"proposalCid": deal["proposalCid"], "id": deal["_id"], "state": state, "existing": existing}
+
+
+async def make_deal(db: AsyncDatabase, config: Config, body: Body) -> dict:
+    """POST /deal: send a proposal through boost, or return the one already pending for this piece."""
+    proposal = proposal_module.parse(body)
+    settings = config.deal_making_service
+    pending_key = pending.key(proposal.wallet, proposal.provider, proposal.piece_cid)
+    # Two attempts: the second follows clearing a key left behind by a crashed sender.
+    for _ in range(2):
+        deal_id = models.new_id()
+        holder = await pending.claim(db, pending_key, deal_id)
+        if holder is None:
+            return await _send(db, config, proposal, deal_id)
+        existing = await _wait_for_holder(db, holder, settings.timeout)
+        if existing is not None:
+            return _answer(existing, existing=True)
+    raise Conflict("another proposal for this client, provider and piece is being sent", {"key": pending_key})
+
+
+async def _wait_for_holder(db: AsyncDatabase, holder: dict, timeout: float) -> dict | None:
+    """The holder's deal once boost has answered for it; None if the key was stale and is now cleared."""
+    # Two boost runs (wallet import, then deal) each bounded by the timeout, plus slack for the database.
+    give_up = asyncio.get_running_loop().time() + 2 * timeout + 10
+    while True:
+        deal = None
+        if holder.get("dealStateId"):
+            deal = await db[models.DEAL_STATE].find_one({"_id": holder["dealStateId"]})
+        if deal is not None and deal["state"] != DealStatus.SENDING.value:
+            return deal
+        created = holder.get("createdAt")
+        stale = created is None or models.now() - created > dt.timedelta(seconds=2 * timeout + 30)
+        if stale:
+            await _clear_stale(db, holder, deal)
+            return None
+        if asyncio.get_running_loop().time() > give_up:
+            raise Conflict("a proposal for this client, provider and piece is still being sent",
+                           {"id": holder.get("dealStateId")})
+        await asyncio.sleep(POLL_INTERVAL)
+        holder = await db[models.DEAL_PENDING].find_one({"_id": holder["_id"]}) or {
+            "_id": holder["_id"], "dealStateId": None, "createdAt": None}
+
+
+async def _clear_stale(db: AsyncDatabase, holder: dict, deal: dict | None) -> None:
+    if deal is not None:
+        await db[models.DEAL_STATE].update_one(
+            {"_id": deal["_id"], "state": DealStatus.SENDING.value},
+            {"$set": {"state": DealStatus.ERROR.value, "updatedAt": models.now(),
+                      "message": "the deal making service stopped while boost was running"}})
+    query = {"_id": holder["_id"]}
+    if holder.get("dealStateId"):
+        query["dealStateId"] = holder["dealStateId"]
+    await db[models.DEAL_PENDING].delete_one(query)
+
+
+async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> dict:
+    created = models.now()
+    deal = {
+        "_id": deal_id, "datasetId": None, **proposal.record(), "state": DealStatus.SENDING.value,
+        "proposalCid": None, "startEpoch": proposal.start_epoch, "endEpoch": None, "message": None,
+        "dealId": None, "sectorId": None, "sectorStartEpoch": None, "activation": None, "expiration": None,
+        "slashEpoch": None, "trackedHeight": None, "createdAt": created, "updatedAt": created,
+    }
+    await db[models.DEAL_STATE].insert_one(deal)
+    outcome: dict
+    try:
+        answer = await boost.send_deal(config.deal_making_service, config.connection, proposal)
+        outcome = {"state": DealStatus.PROPOSED.value, "proposalCid": answer["dealUuid"],
+                   "startEpoch": answer.get("startEpoch", proposal.start_epoch),
+                   "endEpoch": answer.get("endEpoch"),
+                   "providerCollateral": answer.get("providerCollateral")}
+        if outcome["endEpoch"] is None and outcome["startEpoch"] is not None:
+            outcome["endEpoch"] = outcome["startEpoch"] + proposal.duration
+    except boost.BoostRejected as exc:
+        outcome = {"state": DealStatus.REJECTED.value, "message": str(exc)}
+    except boost.BoostFailed as exc:
+        outcome = {"state": DealStatus.ERROR.value, "message": str(exc)}
+    except boost.BoostUnavailable as exc:
+        await _finish(db, deal_id, {"state": DealStatus.ERROR.value, "message": str(exc)})
+        raise Unavailable("the boost client cannot be run", str(exc)) from None
+    except BaseException as exc:  # cancellation or a bug: never leave the key held by a dead request
+        await asyncio.shield(_finish(db, deal_id, {"state": DealStatus.ERROR.value,
+                                                   "message": f"interrupted: {type(exc).__name__}"}))
+        raise
+    deal.update(await _finish(db, deal_id, outcome))
+    log.info("deal %s to %s for %s: %s", deal_id, proposal.provider, proposal.piece_cid, deal["state"])
+    return _answer(deal, existing=False)
+
+
+async def _finish(db: AsyncDatabase, deal_id: str, outcome: dict) -> dict:
+    outcome = {**outcome, "updatedAt": models.now()}
+    await db[models.DEAL_STATE].update_one({"_id": deal_id}, {"$set": outcome})
+    if outcome["state"] not in models.DEAL_PENDING_STATES:
+        await pending.release(db, [deal_id])
+    return outcome
+
+
+async def list_deals(db: AsyncDatabase, state: str | None, provider: str | None, piece: str | None,
+                     client: str | None, offset: int, limit: int) -> dict:
+    """GET /deals"""
+    query: dict = {}
+    if state is not None:
+        if state not in {s.value for s in DealStatus}:
+            raise InvalidParameter(f"unknown state: {state}", {"allowed": [s.value for s in DealStatus]})
+        query["state"] = state
+    for field, value in (("provider", provider), ("pieceCid", piece), ("client", client)):
+        if value is not None:
+            query[field] = value
+    total = await db[models.DEAL_STATE].count_documents(query)
+    cursor = db[models.DEAL_STATE].find(query).sort("_id", 1).skip(offset).limit(limit)
+    deals = [public(d) async for d in cursor]
+    return {"deals": deals, "total": total, "offset": offset, "limit": limit}
+
+
+async def get_deal(db: AsyncDatabase, deal_id: str) -> dict:
+    """GET /deal/{id}"""
+    deal = await db[models.DEAL_STATE].find_one({"_id": deal_id})
+    if deal is None:
+        raise NotFound(f"no deal {deal_id}")
+    return public(deal)

@@ -1,0 +1,81 @@
+"""A deal proposal as POST /deal receives it, checked field by field before anything runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.dealmaking import validation as v
+from shared.api import Body, InvalidParameter
+
+FIELDS = ("wallet", "keyPath", "verified", "url", "pieceSize", "pieceCid", "dataCid", "provider", "carSize",
+          "duration", "startEpoch", "price", "keepUnsealed", "announceToIpni")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    wallet: str
+    # Excluded from repr so a logged proposal never shows where the key lives.
+    key_path: Path = None  # type: ignore[assignment]
+    verified: bool = True
+    url: str | None = None
+    piece_size: int = 0
+    piece_cid: str = ""
+    data_cid: str = ""
+    provider: str = ""
+    car_size: int | None = None
+    duration: int = v.DEFAULT_DURATION
+    start_epoch: int | None = None
+    price: str | None = None
+    keep_unsealed: bool = True
+    announce_to_ipni: bool = True
+
+    def __repr__(self) -> str:
+        return f"Proposal(wallet={self.wallet}, provider={self.provider}, pieceCid={self.piece_cid})"
+
+    @property
+    def offline(self) -> bool:
+        return self.url is None
+
+    def record(self) -> dict:
+        """The fields a DealState keeps; the key path is deliberately not among them."""
+        return {
+            "client": self.wallet, "provider": self.provider, "pieceCid": self.piece_cid,
+            "pieceSize": self.piece_size, "dataCid": self.data_cid, "label": self.data_cid,
+            "url": self.url, "carSize": self.car_size, "verified": self.verified,
+            "duration": self.duration, "price": self.price, "keepUnsealed": self.keep_unsealed,
+            "announceToIpni": self.announce_to_ipni, "offline": self.offline,
+        }
+
+
+def parse(body: Body) -> Proposal:
+    body.only(*FIELDS)
+    wallet = v.wallet_address("wallet", body.str("wallet"))
+    provider = v.provider_address("provider", body.str("provider"))
+    piece_cid = v.piece_cid("pieceCid", body.str("pieceCid"))
+    data_cid = v.data_cid("dataCid", body.str("dataCid"))
+    piece_size = v.piece_size("pieceSize", body.size("pieceSize"))
+    url = body.str("url", required=False)
+    if url is not None:
+        url = v.http_url("url", url)
+    car_size = body.size("carSize", required=False)
+    if car_size is not None:
+        car_size = v.car_size("carSize", car_size, piece_size)
+    elif url is not None:
+        # boost sizes the download by it and the provider checks the transfer against it.
+        raise InvalidParameter("carSize is required for an online deal (one with a url)")
+    duration = body.int("duration", required=False)
+    duration = v.DEFAULT_DURATION if duration is None else v.duration("duration", duration)
+    start_epoch = body.int("startEpoch", required=False, minimum=0)
+    raw_price = body.data.get("price")
+    price = None if raw_price is None else v.price("price", raw_price)
+    verified = body.bool("verified", required=False)
+    keep_unsealed = body.bool("keepUnsealed", required=False)
+    announce = body.bool("announceToIpni", required=False)
+    key_path = v.key_path("keyPath", body.str("keyPath"))
+    return Proposal(
+        wallet=wallet, key_path=key_path, verified=True if verified is None else verified, url=url,
+        piece_size=piece_size, piece_cid=piece_cid, data_cid=data_cid, provider=provider, car_size=car_size,
+        duration=duration, start_epoch=start_epoch, price=price,
+        keep_unsealed=True if keep_unsealed is None else keep_unsealed,
+        announce_to_ipni=True if announce is None else announce,
+    )

@@ -1,0 +1,126 @@
+"""A stand-in for the Boost client CLI (`boost`), run as a real executable by the tests.
+
+Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl and obeys
+$FAKE_BOOST_DIR/control.json: {"reject": reason} refuses the deal, {"fail": message} fails to send,
+{"sleep": seconds} hangs first, {"garbage": true} prints non-JSON, {"head": N} sets the chain
+head when FULLNODE_API_INFO is not given.
+"""
+import json
+import os
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+STATE = Path(os.environ["FAKE_BOOST_DIR"])
+
+
+def control() -> dict:
+    path = STATE / "control.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def fail(message: str, code: int = 1) -> None:
+    sys.stderr.write(message + "\n")
+    sys.exit(code)
+
+
+def chain_head(ctl: dict) -> int:
+    info = os.environ.get("FULLNODE_API_INFO")
+    if not info:
+        return ctl.get("head", 1000)
+    address = info.split(":", 1)[1] if not info.startswith("http") else info
+    body = json.dumps({"jsonrpc": "2.0", "method": "Filecoin.ChainHead", "params": [], "id": 1}).encode()
+    request = urllib.request.Request(address + "/rpc/v1", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["result"]["Height"]
+
+
+def flags(args: list) -> dict:
+    out, i = {}, 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            fail(f"ERROR: unexpected argument {arg!r}")
+        name = arg[2:]
+        if "=" in name:
+            name, value = name.split("=", 1)
+        elif name in ("remove-unsealed-copy", "skip-ipni-announce"):
+            value = True
+        else:
+            i += 1
+            if i >= len(args):
+                fail(f"ERROR: flag --{name} needs a value")
+            value = args[i]
+        out[name] = value
+        i += 1
+    return out
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    with open(STATE / "argv.jsonl", "a") as f:
+        f.write(json.dumps(argv) + "\n")
+    ctl = control()
+    if ctl.get("sleep"):
+        time.sleep(ctl["sleep"])
+    repo, as_json, i = None, False, 0
+    while i < len(argv) and argv[i].startswith("--"):
+        if argv[i] == "--repo":
+            repo, i = Path(argv[i + 1]), i + 2
+        elif argv[i] == "--json":
+            as_json, i = True, i + 1
+        elif argv[i] == "--vv":
+            i += 1
+        else:
+            fail(f"ERROR: flag provided but not defined: {argv[i]}")
+    if repo is None:
+        fail("ERROR: no --repo")
+    command, rest = argv[i:i + 1], argv[i + 1:]
+    if command == ["wallet"] and rest == ["import"]:
+        key = sys.stdin.buffer.read()
+        try:
+            info = json.loads(bytes.fromhex(key.decode().strip()))
+            assert info["Type"] in ("secp256k1", "bls") and info["PrivateKey"]
+        except Exception:
+            fail("ERROR: decoding key: invalid key info")
+        (repo / "keystore").mkdir(parents=True, exist_ok=True)
+        (repo / "keystore" / "wallet-default").write_text(json.dumps(info))
+        print("imported key f1 successfully")
+        return
+    if command not in (["deal"], ["offline-deal"]):
+        fail(f"ERROR: unknown command {command}")
+    if not (repo / "keystore" / "wallet-default").exists():
+        fail("ERROR: wallet not found in the repo keystore")
+    opts = flags(rest)
+    required = ["provider", "commp", "piece-size", "payload-cid", "wallet"]
+    if command == ["deal"]:
+        required += ["http-url", "car-size"]
+    elif "http-url" in opts or "car-size" in opts:
+        fail("ERROR: offline-deal takes no --http-url or --car-size")
+    for name in required:
+        if name not in opts:
+            fail(f'ERROR: Required flag "{name}" not set')
+    if ctl.get("fail"):
+        fail(f"ERROR: {ctl['fail']}")
+    if ctl.get("reject"):
+        fail(f"ERROR: deal proposal rejected: {ctl['reject']}")
+    if ctl.get("garbage"):
+        print("sent deal proposal\ndeal uuid: not-json")
+        return
+    duration = int(opts.get("duration", 518400))
+    start = int(opts["start-epoch"]) if "start-epoch" in opts else chain_head(ctl) + 5760
+    answer = {
+        "dealUuid": str(uuid.uuid4()), "provider": opts["provider"], "clientWallet": opts["wallet"],
+        "payloadCid": opts["payload-cid"], "commp": opts["commp"], "startEpoch": start,
+        "endEpoch": start + duration, "providerCollateral": "0", "url": opts.get("http-url", ""),
+    }
+    if as_json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(f"sent deal proposal\n  deal uuid: {answer['dealUuid']}\n  storage provider: {opts['provider']}")
+
+
+if __name__ == "__main__":
+    main()
