@@ -8,8 +8,8 @@ from typing import Any, Iterable, Sequence
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-errors = Console(stderr=True)
+# Piped output is read by people in logs and by grep: do not fold it at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def print_json(data: Any) -> None:
@@ -34,4 +34,4 @@ def print_fields(data: dict, keys: Sequence[tuple[str, str]]) -> None:
 
 
 def fail(message: str) -> None:
-    errors.print(f"error: {message}", highlight=False, markup=False)
+    sys.stderr.write(f"error: {message}\n")

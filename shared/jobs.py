@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 async def claim(db: AsyncDatabase, collection: str, worker_id: str, sort: list | None = None) -> dict | None:
     return await db[collection].find_one_and_update(
         {"status": Status.ACTIVE.value, "workerId": None},
-        {"$set": {"workerId": worker_id, "claimedAt": models.now()}},
+        # attempts counts claims: more than one means the job was interrupted and taken up again.
+        {"$set": {"workerId": worker_id, "claimedAt": models.now()}, "$inc": {"attempts": 1}},
         sort=sort or [("_id", 1)],
         return_document=ReturnDocument.AFTER,
     )

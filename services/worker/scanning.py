@@ -161,7 +161,7 @@ class ScanRun:
         result = await self.db[models.SCANNING].update_one(
             {"_id": self.id, "workerId": self.worker_id, "status": Status.ACTIVE.value},
             {"$set": {**self.checkpoint(), "status": Status.COMPLETED.value, "workerId": None,
-                      "scanCompletedAt": models.now()}})
+                      "scannedBy": self.worker_id, "scanCompletedAt": models.now()}})
         if result.matched_count != 1:
             raise Lost()
         log.info("scan of %s completed: %d files, %d bytes, %d chunks", self.id, self.files, self.bytes, self.index)

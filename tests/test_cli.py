@@ -1,0 +1,61 @@
+"""The CLI as a user runs it: against a live service, with tables, --json and clean errors."""
+import json
+
+import pytest
+
+from tests.processes import singularity, start, stop, wait_http, write_config
+from tests.scan_helpers import make_tree
+
+
+@pytest.fixture
+def live(tmp_path, db_url):
+    config = write_config(tmp_path, db_url)
+    process = start(config, "preparation", log=tmp_path / "service.log")
+    text = config.read_text()
+    port = text.split("[deal_preparation_service]\nport = ")[1].split("\n")[0]
+    wait_http(f"http://127.0.0.1:{port}/preparations")
+    yield config
+    stop(process)
+
+
+def test_prep_commands(live, tmp_path):
+    make_tree(tmp_path / "ds", {"a.txt": 100, "sub/b.txt": 200})
+    created = json.loads(singularity(live, "prep", "start", "--name", "demo", "--path", str(tmp_path / "ds"),
+                                     "--deal-size", "64KiB", "--json").stdout)
+    pid = created["id"]
+    human = singularity(live, "prep", "start", "--name", "demo2", "--path", str(tmp_path / "ds")).stdout
+    assert human.startswith("Accepted. dataset-id: ")
+    listed = json.loads(singularity(live, "prep", "list", "--json").stdout)
+    assert [p["name"] for p in listed] == ["demo", "demo2"]
+    assert listed[1]["dealSize"] == "32 GiB"  # the configured default
+    table = singularity(live, "prep", "list").stdout
+    assert "demo2" in table and "64 KiB" in table
+    status = json.loads(singularity(live, "prep", "status", pid, "--json").stdout)
+    assert status["id"] == pid and status["path"] == str(tmp_path / "ds")
+    assert "Chunks" in singularity(live, "prep", "status", pid).stdout
+    assert json.loads(singularity(live, "prep", "pause", pid, "--json").stdout)["state"] == "paused"
+    assert json.loads(singularity(live, "prep", "resume", pid, "--json").stdout)["state"] == "active"
+    singularity(live, "prep", "remove", pid)
+    missing = singularity(live, "prep", "status", pid, check=False)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_service_errors_are_one_line(live, tmp_path):
+    make_tree(tmp_path / "ds", {"a.txt": 1})
+    singularity(live, "prep", "start", "--name", "x", "--path", str(tmp_path / "ds"))
+    duplicate = singularity(live, "prep", "start", "--name", "x", "--path", str(tmp_path / "ds"), check=False)
+    assert duplicate.returncode == 1 and "HTTP 409" in duplicate.stderr and "already exists" in duplicate.stderr
+    bad = singularity(live, "prep", "start", "--name", "y", "--path", str(tmp_path / "ds"), "--deal-size", "3KiB",
+                      check=False)
+    assert bad.returncode == 1 and "power of two" in bad.stderr
+    unparsable = singularity(live, "prep", "start", "--name", "y", "--path", "/", "--deal-size", "big", check=False)
+    assert unparsable.returncode == 2 and "--deal-size" in unparsable.stderr
+    for result in (duplicate, bad, unparsable):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_service(tmp_path, db_url):
+    config = write_config(tmp_path, db_url)  # nothing is started
+    result = singularity(config, "prep", "list", check=False)
+    assert result.returncode == 1
+    assert "cannot reach the service" in result.stderr and "Traceback" not in result.stderr
