@@ -104,6 +104,11 @@ def read_car(data: bytes) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
     return header["roots"], blocks
 
 
+def cid_str(cid: bytes) -> str:
+    import base64
+    return "b" + base64.b32encode(cid).decode().lower().rstrip("=")
+
+
 def codec_of(cid: bytes) -> int:
     return uvarint(cid, 1)[0]
 
@@ -145,3 +150,10 @@ def _file_bytes(cid: bytes, blocks: dict) -> bytes:
     out: dict = {}
     unpack(cid, blocks, out)
     return out[""]
+
+
+def load_fixtures() -> dict:
+    import json
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "fixtures", "ipld", "fixtures.json"), encoding="utf-8") as f:
+        return json.load(f)
