@@ -5,6 +5,7 @@ only the deals of the clients we track are kept.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import AsyncIterator
@@ -47,10 +48,14 @@ class _Prefixed:
         self.rest = rest
 
     async def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson probes with read(0) to tell bytes from text
+            return b""
+        size = size if size > 0 else 64 * 1024
         if self.head:
-            chunk, self.head = self.head, b""
+            # Never more than asked: ijson's C backend reads into a buffer of that size.
+            chunk, self.head = self.head[:size], self.head[size:]
             return chunk
-        return await self.rest.read(size if size and size > 0 else 64 * 1024)
+        return await self.rest.read(size)
 
 
 class LotusClient:
@@ -144,14 +149,12 @@ class LotusClient:
         try:
             async with self._request("StateMarketDeals", [None], timeout) as response:
                 self._check_status("StateMarketDeals", response)
-                head = await response.content.read(_SMALL_BODY)
-                if len(head) < _SMALL_BODY:
-                    rest = await response.content.read()
-                    if not rest:
-                        async for item in self._small_market_deals(head, clients):
-                            yield item
-                        return
-                    head += rest
+                try:
+                    head = await response.content.readexactly(_SMALL_BODY)
+                except asyncio.IncompleteReadError as short:
+                    async for item in self._small_market_deals(short.partial, clients):
+                        yield item
+                    return
                 found = 0
                 stream = _Prefixed(head, response.content)
                 async for key, deal in ijson.kvitems_async(stream, "result"):

@@ -1,8 +1,6 @@
 """Deriving a deal's state from market state, as the reference tool does; pure functions only."""
 from __future__ import annotations
 
-import datetime as dt
-
 from shared.models import DealStatus
 
 EPOCH_SECONDS = 30
@@ -12,10 +10,11 @@ class BadMarketDeal(ValueError):
     pass
 
 
-def epoch_time(genesis: int, epoch: int | None) -> dt.datetime | None:
+def epoch_time(genesis: int, epoch: int | None) -> int | None:
+    """Unix seconds, as the DealState model has it (a number), for an epoch of a chain born at `genesis`."""
     if epoch is None or epoch < 0:
         return None
-    return dt.datetime.fromtimestamp(genesis + epoch * EPOCH_SECONDS, dt.timezone.utc)
+    return genesis + epoch * EPOCH_SECONDS
 
 
 def _int(value, name: str) -> int:

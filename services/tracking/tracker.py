@@ -160,7 +160,8 @@ class Tracker:
     async def _apply(self, local_id: str, update: dict, height: int) -> bool:
         result = await self.db[models.DEAL_STATE].update_one(
             {"_id": local_id, "state": {"$in": list(models.DEAL_TRACKED_STATES)},
-             "$or": [{"trackedHeight": None}, {"trackedHeight": {"$lte": height}}]},
+             # $nor rather than $or on null: nx-27017's $or misses explicit nulls.
+             "$nor": [{"trackedHeight": {"$gt": height}}]},
             {"$set": {**update, "trackedHeight": height, "updatedAt": models.now()}})
         return result.modified_count == 1
 
