@@ -13,11 +13,13 @@ from bson import ObjectId
 SCANNING = "ScanningRequest"
 GENERATION = "GenerationRequest"
 GENERATION_FILES = "GenerationFile"
+CAR_BLOCKS = "CarBlock"  # where each block of each CAR lies: cid -> CAR, offset, length
 SCAN_PROBLEMS = "ScanProblem"  # unreadable files (errors) and symlinks etc. (skipped), per request
 HEALTH = "HealthCheck"
 
 # Every job collection a worker can claim from; the maintenance task releases them all.
 JOB_COLLECTIONS = (SCANNING, GENERATION)
+
 
 class Status(StrEnum):
     ACTIVE = "active"
@@ -47,6 +49,11 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict]] = [
     (SCAN_PROBLEMS, [("preparationId", 1), ("chunkIndex", 1)], {}),
     (SCAN_PROBLEMS, [("generationId", 1)], {}),
     (HEALTH, [("updatedAt", 1)], {}),
+    (GENERATION, [("pieceCid", 1)], {}),
+    (GENERATION, [("dataCid", 1)], {}),
+    (CAR_BLOCKS, [("cid", 1)], {}),
+    (CAR_BLOCKS, [("generationId", 1)], {}),
+    (CAR_BLOCKS, [("preparationId", 1)], {}),
 ]
 
 
@@ -123,4 +130,14 @@ INDEXES += [
     (DEAL_STATE, [("pieceCid", 1)], {}),
     (DEAL_STATE, [("dealId", 1)], {}),
     (DEAL_STATE, [("client", 1), ("provider", 1), ("pieceCid", 1)], {}),
+]
+
+# --- Dataset index (services/indexing) ---
+# One document per block of an index CAR (`<out_dir>/<indexCid>.car`), so the hosting service
+# can answer /ipfs/{cid} for index blocks: {cid, preparationId, indexCid, offset, length}.
+INDEX_BLOCKS = "IndexBlock"
+
+INDEXES += [
+    (INDEX_BLOCKS, [("cid", 1)], {}),
+    (INDEX_BLOCKS, [("preparationId", 1), ("indexCid", 1)], {}),
 ]

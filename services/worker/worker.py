@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.worker import generation, scanning
 from shared import jobs, models
 from shared.config import Config
 
@@ -19,15 +20,7 @@ Handler = Callable[[AsyncDatabase, dict, str], Awaitable[None]]
 
 def job_handlers(config: Config) -> list[tuple[str, Handler]]:
     """(collection, handler) in the order a free slot looks for work."""
-    from services.worker import scanning
-
-    handlers: list[tuple[str, Handler]] = [(models.SCANNING, scanning.scan)]
-    try:
-        from services.worker import generation
-    except ImportError:
-        return handlers
-    handlers.append((models.GENERATION, generation.handler(config)))
-    return handlers
+    return [(models.SCANNING, scanning.scan), (models.GENERATION, generation.handler(config))]
 
 
 class Worker:
