@@ -118,9 +118,10 @@ class _CommPThread:
 
 
 class _Packer:
-    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool):
+    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None):
         self.chunk_size = chunk_size
         self.should_stop = should_stop
+        self.progress = progress
         self.blocks: list[tuple[str, int, int]] | None = [] if collect_blocks else None
         self.commp = _CommPThread(chunk_size)
         self.car = CarWriter(fd, sink=self.commp.feed)
@@ -147,6 +148,8 @@ class _Packer:
                         if n < want:
                             raise SourceChanged(e.path, "shorter than at scan time")
                         builder.add_chunk(memoryview(buf)[:n])
+                        if self.progress is not None:
+                            self.progress(n)
                     finally:
                         self.commp.release(buf)
                     remaining -= n
@@ -208,7 +211,7 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
-         build: Callable[[_Packer], Link], chunk_size: int) -> tuple[Link, PackResult]:
+         build: Callable[[_Packer], Link], chunk_size: int, progress=None) -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
@@ -216,7 +219,7 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".pack-", suffix=".car.tmp")
     packer = None
     try:
-        packer = _Packer(fd, chunk_size, should_stop, collect_blocks)
+        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress)
         root = build(packer)
         real_header = packer.car.finish(root.cid)
         packer.commp.close()
@@ -255,8 +258,10 @@ def _fsync_dir(path: str) -> None:
 
 def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None = None,
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
-               chunk_size: int = unixfs.CHUNK_SIZE) -> PackResult:
+               chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None) -> PackResult:
     """CAR of a directory holding every entry at its relative path; see PackResult.
+
+    progress(n) is called from the packing thread with each count of source bytes read.
 
     Entries are dicts or objects with path, relative_path, start, end, size, mtime. The CAR is
     `<out_dir>/<dataCid>.car`, renamed into place only once complete and fsynced.
@@ -266,7 +271,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     cids: dict[int, bytes] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids), chunk_size)
+                     lambda p: p.directory(tree, cids), chunk_size, progress)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
     return result
 
