@@ -67,6 +67,8 @@ class LotusClient:
             self.headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
         self._ids = itertools.count(1)
+        # How many deals the last complete StateMarketDeals answer held (all clients).
+        self.market_deals_seen = 0
 
     def _request(self, method: str, params: list, timeout: aiohttp.ClientTimeout):
         body = {"jsonrpc": "2.0", "method": f"Filecoin.{method}", "params": params, "id": next(self._ids)}
@@ -164,6 +166,7 @@ class LotusClient:
                         yield _deal_id(key), deal
                 if found == 0:
                     raise LotusMalformed("StateMarketDeals: a large answer without a result map")
+                self.market_deals_seen = found
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise LotusUnavailable(f"StateMarketDeals: {type(exc).__name__}: {exc}") from None
         except ijson.JSONError as exc:
@@ -177,6 +180,7 @@ class LotusClient:
         result = self._unwrap("StateMarketDeals", data)
         if not isinstance(result, dict):
             raise LotusMalformed("StateMarketDeals: the result is not a map")
+        self.market_deals_seen = len(result)
         for key, deal in result.items():
             if isinstance(deal, dict) and deal.get("Proposal", {}).get("Client") in clients:
                 yield _deal_id(key), deal

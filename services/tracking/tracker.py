@@ -33,6 +33,7 @@ class RoundResult:
     updated: int = 0
     mode: str = "idle"
     skipped: bool = False
+    scanned: int = 0  # deals read from StateMarketDeals (every client's)
     changes: dict[str, str] = field(default_factory=dict)
 
 
@@ -72,6 +73,7 @@ class Tracker:
             else:
                 result.mode = "market-deals"
                 decided = await self._scan(watched, client_ids, height)
+                result.scanned = self.lotus.market_deals_seen
             for deal in watched:
                 update = self._update(deal, decided.get(deal["_id"]), client_ids, height, genesis)
                 if update and await self._apply(deal["_id"], update, height):

@@ -22,7 +22,8 @@ async def main(db_url: str, lotus_url: str, rounds: int) -> None:
         tracker = Tracker(db, LotusClient(session, lotus_url), one_by_one_limit=0)
         for _ in range(rounds):
             result = await tracker.round()
-            results.append({"height": result.height, "updated": result.updated, "mode": result.mode})
+            results.append({"height": result.height, "updated": result.updated, "mode": result.mode,
+                            "scanned": result.scanned})
     await client.close()
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"maxrss_mb": maxrss_mb, "results": results}))

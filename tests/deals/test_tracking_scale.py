@@ -1,0 +1,124 @@
+"""Tracking at scale and across kills: a 200,000-deal StateMarketDeals in bounded memory, and a
+tracker killed mid-round that, started again, reaches the same states."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from services.tracking.lotus import LotusClient
+from services.tracking.tracker import Tracker
+from shared import models
+
+from .conftest import PROVIDER, WALLET, WALLET_ID
+
+SCRIPT = Path(__file__).parent / "fakes" / "tracker_process.py"
+ROOT = Path(__file__).parents[2]
+DAY = 2880
+HEIGHT = 1_000_000
+DURATION = 200 * DAY
+
+
+def _piece(i: int) -> str:
+    # Distinct, well-formed-looking piece CIDs; matching compares them as strings.
+    return f"baga6ea4seaqscale{i:08d}"
+
+
+async def build_scenario(db, chain, count: int) -> dict[str, str]:
+    """`count` local deals in six situations; returns local id -> the state they must end in."""
+    expected, docs = {}, []
+    for i in range(count):
+        kind = i % 6
+        start = HEIGHT + 10_000 if kind in (0, 1) else HEIGHT - DURATION + 5_000
+        if kind == 4:
+            start = HEIGHT - DURATION - 100  # ended before HEIGHT
+        if kind == 5:
+            start = HEIGHT - 10
+        end = start + DURATION
+        local = models.new_id()
+        docs.append({"_id": local, "client": WALLET, "provider": PROVIDER, "pieceCid": _piece(i),
+                     "state": "proposed", "startEpoch": start, "endEpoch": end, "dealId": None,
+                     "sectorStartEpoch": None, "trackedHeight": None})
+        if kind in (1, 2, 3, 4):
+            deal_id = chain.publish(WALLET_ID, PROVIDER, _piece(i), start, end)
+            if kind in (2, 3, 4):
+                chain.activate(deal_id, epoch=start - 5, sector=i)
+            if kind == 3:
+                chain.slash(deal_id, epoch=HEIGHT - 1)
+        expected[local] = ["proposed", "published", "active", "slashed", "expired", "proposal_expired"][kind]
+    await db[models.DEAL_STATE].insert_many(docs)
+    chain.height = HEIGHT
+    return expected
+
+
+async def states(db) -> dict[str, str]:
+    return {d["_id"]: d["state"] async for d in db[models.DEAL_STATE].find({}, {"state": 1})}
+
+
+async def run_process(db_url: str, lotus_url: str, rounds: int = 1) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), db_url, lotus_url, str(rounds), cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+@pytest.mark.timeout(120)
+async def test_200k_market_deals_in_bounded_memory(db, db_url, lotus):
+    chain = lotus.chain
+    expected = await build_scenario(db, chain, 60)
+    chain.bulk = 200_000
+    process = await run_process(db_url, lotus.url)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    report = json.loads(stdout)
+    assert report["results"][0]["mode"] == "market-deals"
+    assert report["results"][0]["scanned"] == 200_000 + 40  # the bulk, and our deals that are on chain
+    print("tracker peak RSS: %.1f MB" % report["maxrss_mb"])
+    assert await states(db) == expected
+    assert report["maxrss_mb"] < 200, report
+
+
+@pytest.mark.parametrize("after_updates", [1, 40, 150])
+async def test_tracker_killed_mid_round_reaches_the_same_states(db, db_url, lotus, after_updates):
+    chain = lotus.chain
+    expected = await build_scenario(db, chain, 300)
+    chain.bulk = 20_000
+    process = await run_process(db_url, lotus.url, rounds=1)
+    try:
+        # Kill -9 once the round has written some, not all, of its updates.
+        for _ in range(3000):
+            written = await db[models.DEAL_STATE].count_documents({"trackedHeight": HEIGHT})
+            if written >= after_updates or process.returncode is not None:
+                break
+            await asyncio.sleep(0.005)
+        assert process.returncode is None, "the round ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        await process.wait()
+    partial = await states(db)
+    assert partial != expected
+    restarted = await run_process(db_url, lotus.url, rounds=2)
+    stdout, stderr = await restarted.communicate()
+    assert restarted.returncode == 0, stderr.decode()[-3000:]
+    assert await states(db) == expected
+    assert json.loads(stdout)["results"][1]["updated"] == 0  # a further round changes nothing
+
+
+async def test_round_cancelled_at_any_point_converges(db, lotus):
+    chain = lotus.chain
+    expected = await build_scenario(db, chain, 120)
+    chain.bulk = 3_000
+    chain.chunk_delay = 0.002
+    async with aiohttp.ClientSession() as session:
+        for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3):
+            task = asyncio.create_task(Tracker(db, LotusClient(session, lotus.url), one_by_one_limit=0).round())
+            await asyncio.sleep(delay)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await Tracker(db, LotusClient(session, lotus.url)).round()
+    assert await states(db) == expected
