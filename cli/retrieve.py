@@ -1,0 +1,108 @@
+"""`singularity retrieve NAME_OR_INDEXCID[/path]`: fetch a file, a folder or a dataset, verified."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from cli.client import CliError
+from cli.common import get_config
+from rich.console import Console
+
+from cli.output import print_json
+from services.indexing import retrieval, sources
+
+errors = Console(stderr=True)
+
+
+def _sources(urls: list[str]) -> list[sources.Source]:
+    connection = get_config().connection
+    own = connection.http_hosting_service.rstrip("/")
+    urls = urls or [own]
+    out = []
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"--from {url}: expected an http:// or https:// URL", exit_code=2)
+        # The api token is for our own hosting service; provider endpoints never see it.
+        out.append(sources.Source(url.rstrip("/"), connection.api_token if url.rstrip("/") == own else ""))
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("retrieve")
+    def retrieve(
+        target: str = typer.Argument(..., help="DATASET_NAME[/path] or INDEX_CID[/path] (also /ipfs/INDEX_CID/path)."),
+        output: Optional[str] = typer.Option(None, "--output", "-o", help="Folder to write into."),
+        from_: Optional[List[str]] = typer.Option(None, "--from", help="Hosting service or storage-provider HTTP "
+                                                  "endpoint; repeat to fall back (default: [connection] "
+                                                  "http_hosting_service)."),
+        tar: Optional[str] = typer.Option(None, "--tar", help="Write a tar bundle to FILE, or '-' for stdout."),
+        method: str = typer.Option("auto", "--method", help="piece (Range reads of /piece), block (/ipfs per "
+                                   "block) or auto (piece, then block)."),
+        json_: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    ) -> None:
+        """Retrieve a file, folder or whole dataset, verifying every block against its CID."""
+        if (output is None) == (tar is None):
+            raise CliError("give exactly one of --output DIR or --tar FILE|-", exit_code=2)
+        methods = {"auto": ("piece", "block"), "piece": ("piece",), "block": ("block",)}.get(method)
+        if methods is None:
+            raise CliError("--method must be piece, block or auto", exit_code=2)
+        try:
+            summary = run(target, _sources(from_ or []), methods, output, tar, quiet=json_ or tar == "-")
+        except retrieval.RetrievalError as exc:
+            raise CliError(str(exc)) from None
+        if json_:
+            print_json(summary)
+        elif tar != "-":
+            errors.print(f"{summary['fetched']} file(s) retrieved, {summary['skipped']} already complete -> "
+                         f"{summary['output']}", highlight=False, markup=False)
+
+
+def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,
+        quiet: bool = True) -> dict:
+    head, path = retrieval.split_target(target)
+    retriever = retrieval.Retriever(srcs, methods)
+    index_cid = head if retrieval.is_index_cid(head) else retriever.index_cid_of(head)
+    plan = retriever.plan(index_cid, path, head)
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+    with Progress(*columns, console=errors, disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
+        task = bar.add_task(plan.root_name, total=plan.total)
+
+        def progress(n: int) -> None:
+            bar.advance(task, n)
+
+        if output is not None:
+            destination = Path(output)
+            destination.mkdir(parents=True, exist_ok=True)
+            result = retrieval.write_tree(retriever, plan, destination, progress)
+            written = str(destination / plan.root_name)
+        elif tar == "-":
+            result = retrieval.write_tar(retriever, plan, sys.stdout.buffer, None, progress)
+            written = "-"
+        else:
+            result, written = _tar_file(retriever, plan, Path(tar), progress)
+    return {"indexCid": index_cid, "path": "/" + plan.path, "type": "dir" if plan.is_dir else "file",
+            "files": len(plan.files), "fetched": result.fetched, "skipped": result.skipped,
+            "bytes": result.bytes, "output": written}
+
+
+def _tar_file(retriever, plan, dest: Path, progress):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            result = retrieval.write_tar(retriever, plan, out, str(dest.parent), progress)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return result, str(dest)

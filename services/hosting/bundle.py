@@ -1,0 +1,155 @@
+"""`GET /bundle/{preparation}/{path}`: a tar of a prepared folder (or file), streamed from the CARs.
+
+Member list and Content-Length are computed from the GenerationFile documents first; then each
+file's ranges are read block by block from their chunks' CARs, verified, and written out, so
+neither the bundle nor a whole file is ever staged. A block that fails verification aborts the
+response (the client sees a short body, never silently wrong bytes).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from aiohttp import web
+
+from services.hosting import paths
+from services.hosting.blocks import ChunkBlocks
+from services.indexing import builder, model, tarformat
+from shared import models
+from shared.api import NotFound
+from shared.ipld import cid as cidlib
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Member:
+    name: str
+    size: int
+    mtime: int
+    directory: bool = False
+    ranges: list[dict] = field(default_factory=list)
+
+
+def clean_path(path: str) -> str:
+    """A dataset-relative path; '' for the root. Anything that could step out is refused."""
+    parts = [p for p in path.split("/") if p != ""]
+    for part in parts:
+        try:
+            model.check_name(part)
+        except ValueError:
+            raise NotFound("no such path in the dataset", path) from None
+    return "/".join(parts)
+
+
+async def find_preparation(db, key: str) -> dict:
+    prep = await db[models.SCANNING].find_one({"_id": key}) or await db[models.SCANNING].find_one({"name": key})
+    if prep is None:
+        raise NotFound("no such preparation", key)
+    return prep
+
+
+async def members(db, prep: dict, path: str) -> list[Member]:
+    if path:
+        # "a/b" itself, or anything under "a/b/" ("0" is the character after "/").
+        selector = {"$or": [{"relativePath": path}, {"relativePath": {"$gte": path + "/", "$lt": path + "0"}}]}
+        base = posixpath.dirname(path)
+    else:
+        selector = {}
+        base = None
+    query = {"preparationId": prep["_id"], **selector}
+    docs = await db[models.GENERATION_FILES].find(query).sort([("relativePath", 1), ("start", 1)]).to_list(None)
+    if not docs:
+        raise NotFound("no such path in the dataset", path or "/")
+    out: list[Member] = []
+    seen_dirs: set[str] = set()
+    by_path: dict[str, Member] = {}
+    for doc in docs:
+        relative = doc["relativePath"]
+        if base is None:  # the whole dataset unpacks into a folder named after it
+            name = f"{prep['name'].replace('/', '_')}/{relative}"
+        else:
+            name = relative[len(base) + 1:] if base else relative
+        for i in range(1, name.count("/") + 1):
+            directory = "/".join(name.split("/")[:i])
+            if directory not in seen_dirs:
+                seen_dirs.add(directory)
+                out.append(Member(directory, 0, 0, directory=True))
+        member = by_path.get(relative)
+        if member is None:
+            member = Member(name, int(doc["size"]), builder._seconds(doc.get("mtime")) or 0)
+            by_path[relative] = member
+            out.append(member)
+        member.ranges.append(doc)
+    for member in by_path.values():
+        if sum(int(r["end"]) - int(r["start"]) for r in member.ranges) != member.size:
+            raise NotFound("the dataset's chunks do not cover this file completely", member.name)
+    return out
+
+
+def safe_filename(name: str | None, default: str) -> str:
+    name = name or default
+    if not name.endswith(".tar"):
+        name += ".tar"
+    return posixpath.basename(name.replace("\\", "/")) or default
+
+
+async def serve(request: web.Request, db, car_dir: str, key: str, path: str) -> web.StreamResponse:
+    prep = await find_preparation(db, key)
+    path = clean_path(path)
+    listed = await members(db, prep, path)
+    generations = {g["_id"]: g async for g in db[models.GENERATION].find({"preparationId": prep["_id"]})}
+    for member in listed:
+        for doc in member.ranges:
+            gen = generations.get(doc["generationId"])
+            if gen is None or gen.get("status") != models.Status.COMPLETED.value:
+                raise NotFound("a chunk holding this path is not prepared yet", member.name)
+            if paths.car_path(car_dir, gen.get("dataCid") or "") is None:
+                raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
+    total = sum(tarformat.member_length(m.name, m.size, m.mtime, m.directory) for m in listed) + len(tarformat.END)
+    filename = safe_filename(request.query.get("filename"), posixpath.basename(path) or prep["name"])
+    response = web.StreamResponse(headers={
+        "Content-Type": "application/x-tar",
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+    })
+    response.content_length = total
+    await response.prepare(request)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return response
+    try:
+        await _stream(response, db, car_dir, listed, generations)
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        # Headers are gone: the only honest signal left is a body shorter than Content-Length.
+        log.error("bundle %s/%s aborted: %s", key, path, exc)
+        if request.transport is not None:
+            request.transport.close()
+    return response
+
+
+async def _stream(response, db, car_dir: str, listed: list[Member], generations: dict) -> None:
+    readers: dict[str, ChunkBlocks] = {}
+    for member in listed:
+        await response.write(tarformat.header(member.name, member.size, member.mtime, member.directory))
+        if member.directory:
+            continue
+        for doc in member.ranges:
+            gen = generations[doc["generationId"]]
+            reader = readers.get(gen["_id"])
+            if reader is None:
+                reader = readers[gen["_id"]] = ChunkBlocks(db, paths.car_path(car_dir, gen["dataCid"]), gen["dataCid"])
+            written = 0
+            async for chunk in reader.file_chunks(cidlib.from_str(doc["cid"])):
+                written += len(chunk)
+                await response.write(chunk)
+            if written != int(doc["end"]) - int(doc["start"]):
+                raise ValueError(f"range of {member.name} has {written} bytes, expected "
+                                       f"{int(doc['end']) - int(doc['start'])}")
+        await response.write(tarformat.padding(member.size))
+    await response.write(tarformat.END)
+    await response.write_eof()

@@ -1,0 +1,91 @@
+"""The hosting service's endpoints.
+
+    GET|HEAD /{dataCid}.car            the CAR file (aiohttp FileResponse: ranges, sendfile)
+    GET|HEAD /piece/{pieceCid}         the piece: CAR + zero padding to the unpadded piece size
+    GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway subset)
+    GET      /index/{name or id}       {"id", "name", "indexCid", "indexPin"} of a preparation
+    GET|HEAD /bundle/{name or id}[/{path}]?filename=x.tar   a tar of a folder or file
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.hosting import blocks, bundle, paths, piece
+from shared import models
+from shared.api import CONFIG, DB, NotFound, json_response
+
+routes = web.RouteTableDef()
+
+CAR_TYPE = "application/vnd.ipld.car"
+RAW_TYPE = "application/vnd.ipld.raw"
+
+
+def _car_dir(request: web.Request) -> str:
+    return request.app[CONFIG].http_hosting_service.car_dir
+
+
+@routes.route("GET", r"/{cid:[a-z0-9]+}.car")
+@routes.route("HEAD", r"/{cid:[a-z0-9]+}.car")
+async def car_file(request: web.Request) -> web.StreamResponse:
+    path = paths.car_path(_car_dir(request), request.match_info["cid"])
+    if path is None:
+        raise NotFound("no such CAR file", request.match_info["cid"])
+    return web.FileResponse(path, headers={"Content-Type": CAR_TYPE})
+
+
+@routes.route("GET", "/piece/{cid}")
+@routes.route("HEAD", "/piece/{cid}")
+async def piece_bytes(request: web.Request) -> web.StreamResponse:
+    piece_cid = request.match_info["cid"]
+    if paths.valid_cid(piece_cid) is None:
+        raise NotFound("no such piece", piece_cid)
+    cursor = request.app[DB][models.GENERATION].find(
+        {"pieceCid": piece_cid, "status": models.Status.COMPLETED.value}).limit(8)
+    async for gen in cursor:
+        car = paths.car_path(_car_dir(request), gen.get("dataCid") or "")
+        if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
+            continue
+        return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),
+                                 f'"{piece_cid}"')
+    raise NotFound("no such piece", piece_cid)
+
+
+@routes.route("GET", "/ipfs/{cid}")
+@routes.route("HEAD", "/ipfs/{cid}")
+async def ipfs_block(request: web.Request) -> web.StreamResponse:
+    cid = request.match_info["cid"]
+    fmt = request.query.get("format")
+    accept = request.headers.get("Accept", "")
+    if fmt != "raw" and RAW_TYPE not in accept:
+        # Only single blocks are offered; a gateway answers 406 for what it cannot produce.
+        return web.json_response({"error": "only ?format=raw (Accept: application/vnd.ipld.raw) is supported",
+                                  "detail": None}, status=406)
+    data = await blocks.find_block(request.app[DB], _car_dir(request), cid)
+    if data is None:
+        raise NotFound("no such block", cid)
+    headers = {"Content-Type": RAW_TYPE, "ETag": f'"{cid}.raw"', "X-Content-Type-Options": "nosniff",
+               "Cache-Control": "public, max-age=29030400, immutable"}
+    if request.method == "HEAD":
+        response = web.Response(headers=headers)
+        response.content_length = len(data)
+        return response
+    return web.Response(body=data, headers=headers)
+
+
+@routes.get("/index/{key}")
+async def index_of(request: web.Request) -> web.Response:
+    prep = await bundle.find_preparation(request.app[DB], request.match_info["key"])
+    if not prep.get("indexCid"):
+        raise NotFound("this preparation has no index yet", {"status": prep.get("status"),
+                                                              "indexError": prep.get("indexError")})
+    return json_response({"id": prep["_id"], "name": prep["name"], "indexCid": prep["indexCid"],
+                          "indexPin": prep.get("indexPin")})
+
+
+@routes.route("GET", "/bundle/{key}")
+@routes.route("HEAD", "/bundle/{key}")
+@routes.route("GET", "/bundle/{key}/{path:.*}")
+@routes.route("HEAD", "/bundle/{key}/{path:.*}")
+async def bundle_tar(request: web.Request) -> web.StreamResponse:
+    return await bundle.serve(request, request.app[DB], _car_dir(request), request.match_info["key"],
+                              request.match_info.get("path", ""))

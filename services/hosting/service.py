@@ -1,0 +1,12 @@
+from services.hosting.routes import routes
+from shared.api import create_app, serve
+from shared.runtime import Runtime
+
+
+def app(runtime: Runtime):
+    return create_app(runtime.config, runtime.db, routes)
+
+
+async def run(runtime: Runtime) -> None:
+    settings = runtime.config.http_hosting_service
+    await serve(app(runtime), settings.bind, settings.port)

@@ -1,0 +1,148 @@
+"""When every chunk of a preparation is done: build its index, record it, pin it to kubo.
+
+Pinning is best effort: a missing or failing kubo is recorded in `indexPin` on the
+ScanningRequest and retried with backoff, and never fails the preparation. Several indexers
+may run (one per worker host): a lease on the request keeps two from building the same index.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import uuid
+
+from services.indexing import builder, kubo
+from shared import models
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=10)
+PIN_BACKOFF = (30, 120, 600, 3600)  # seconds before the 1st, 2nd, 3rd, ... retry
+OWNER = f"indexer-{uuid.uuid4().hex[:12]}"
+
+
+async def chunks_complete(db, preparation_id: str) -> list[dict] | None:
+    """The chunks in order if every one is completed, else None."""
+    generations = await db[models.GENERATION].find({"preparationId": preparation_id}).sort("index", 1).to_list(None)
+    if any(g.get("status") != models.Status.COMPLETED.value for g in generations):
+        return None
+    return generations
+
+
+async def build_index(db, config, preparation_id: str) -> str | None:
+    """Build and save the index of a completed preparation; None while chunks are unfinished."""
+    prep = await db[models.SCANNING].find_one({"_id": preparation_id})
+    if prep is None or prep.get("status") != models.Status.COMPLETED.value:
+        return None
+    generations = await chunks_complete(db, preparation_id)
+    if generations is None:
+        return None
+    out_dir = config.deal_preparation_worker.out_dir
+    tree = await builder.collect(db, preparation_id, generations, out_dir)
+    chunks = [{"cid": g["dataCid"], "selector": "/", "offset": 0, "length": int(g["carSize"]),
+               "dataCid": g["dataCid"], "pieceCid": g["pieceCid"], "pieceSize": int(g["pieceSize"])}
+              for g in generations]
+    index_cid, path, blocks = await asyncio.to_thread(builder.write_index_car, tree, chunks, out_dir)
+    for block in blocks:
+        block.update(preparationId=preparation_id, indexCid=index_cid)
+    for i in range(0, len(blocks), 1000):
+        await db[models.INDEX_BLOCKS].insert_many(blocks[i:i + 1000])
+    # Blocks of an earlier index of this preparation go only once the new ones are findable.
+    await db[models.INDEX_BLOCKS].delete_many({"preparationId": preparation_id, "indexCid": {"$ne": index_cid}})
+    old = prep.get("indexCid")
+    await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
+        "indexCid": index_cid, "indexCar": path, "indexedAt": models.now(), "indexError": None,
+        "indexPin": {"status": "pending", "attempts": 0, "error": None, "nextAttempt": None},
+    }, "$unset": {"indexLease": ""}})
+    if old and old != index_cid:
+        _remove_quietly(os.path.join(out_dir, f"{old}.car"))
+    log.info("indexed preparation %s: %s (%d blocks)", preparation_id, index_cid, len(blocks))
+    await pin_index(db, config, preparation_id)
+    return index_cid
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+async def pin_index(db, config, preparation_id: str) -> bool:
+    """Import and pin the index CAR through kubo, recording the outcome; True when pinned."""
+    prep = await db[models.SCANNING].find_one({"_id": preparation_id})
+    if not prep or not prep.get("indexCid"):
+        return False
+    api = config.deal_preparation_service.ipfs_api
+    pin = dict(prep.get("indexPin") or {})
+    if not api:
+        await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {"indexPin": {
+            "status": "disabled", "attempts": pin.get("attempts", 0), "error": None, "nextAttempt": None}}})
+        return False
+    attempts = pin.get("attempts", 0) + 1
+    try:
+        await kubo.dag_import(api, prep["indexCar"], prep["indexCid"])
+    except (kubo.KuboError, OSError) as exc:
+        delay = PIN_BACKOFF[min(attempts, len(PIN_BACKOFF)) - 1]
+        log.warning("pinning index %s of %s failed (attempt %d): %s", prep["indexCid"], preparation_id, attempts, exc)
+        await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {"indexPin": {
+            "status": "error", "attempts": attempts, "error": str(exc),
+            "nextAttempt": models.now() + dt.timedelta(seconds=delay)}}})
+        return False
+    await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {"indexPin": {
+        "status": "pinned", "attempts": attempts, "error": None, "nextAttempt": None, "pinnedAt": models.now()}}})
+    return True
+
+
+async def _claim(db, preparation_id: str) -> bool:
+    now = models.now()
+    claimed = await db[models.SCANNING].find_one_and_update(
+        {"_id": preparation_id, "$or": [{"indexLease": None}, {"indexLease.until": {"$lt": now}}]},
+        {"$set": {"indexLease": {"owner": OWNER, "until": now + LEASE}}},
+    )
+    return claimed is not None
+
+
+async def index_pending(db, config) -> int:
+    """One pass: index what is ready, retry pins that are due. Returns how many it indexed."""
+    built = 0
+    now = models.now()
+    candidates = await db[models.SCANNING].find(
+        {"status": models.Status.COMPLETED.value, "indexCid": None,
+         "$or": [{"indexError": None}, {"indexRetryAt": {"$lt": now}}]},
+        {"_id": 1},
+    ).to_list(None)
+    for candidate in candidates:
+        preparation_id = candidate["_id"]
+        if not await _claim(db, preparation_id):
+            continue  # another indexer has it
+        try:
+            if await build_index(db, config, preparation_id) is not None:
+                built += 1
+        except builder.IndexBuildError as exc:
+            log.error("cannot index preparation %s: %s", preparation_id, exc)
+            await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
+                "indexError": str(exc), "indexRetryAt": models.now() + dt.timedelta(seconds=PIN_BACKOFF[-1])}})
+        finally:
+            await db[models.SCANNING].update_one({"_id": preparation_id, "indexLease.owner": OWNER},
+                                                 {"$unset": {"indexLease": ""}})
+    if config.deal_preparation_service.ipfs_api:
+        due = await db[models.SCANNING].find(
+            {"indexPin.status": {"$in": ["error", "pending", "disabled"]},
+             "$or": [{"indexPin.nextAttempt": None}, {"indexPin.nextAttempt": {"$lt": models.now()}}]},
+            {"_id": 1}).to_list(None)
+        for prep in due:
+            await pin_index(db, config, prep["_id"])
+    return built
+
+
+async def run_indexer(runtime, interval: float = 5.0) -> None:
+    while True:
+        try:
+            await index_pending(runtime.db, runtime.config)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("indexer pass failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,159 @@
+"""Where blocks come from when retrieving: hosting services and storage-provider HTTP endpoints.
+
+Two ways to get a file range's blocks from one endpoint:
+  block: `GET /ipfs/{cid}?format=raw` per block, walking the UnixFS DAG from its root;
+  piece: one `GET /piece/{pieceCid}` with `Range` over the span of the CAR the index says holds
+         all of the range's blocks, parsed frame by frame.
+Every block is verified against its CID whichever way it came (a 200 can still be truncated or
+wrong); raw leaves from a piece span are spooled to a temporary file, never held in memory.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+from services.indexing import carfile, pbnode
+from shared.ipld import cid as cidlib
+from shared.ipld import varint
+
+_READ = 1 << 20
+MAX_BLOCK = 4 << 20  # larger frames are refused rather than buffered
+
+
+class FetchError(Exception):
+    pass
+
+
+@dataclass
+class Source:
+    url: str
+    token: str = ""  # sent only to the suite's own hosting service, never to third parties
+    timeout: float = 60.0
+
+    def open(self, path: str, headers: dict | None = None):
+        request = urllib.request.Request(self.url.rstrip("/") + path, headers=dict(headers or {}))
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            raise FetchError(f"{self.url}{path}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise FetchError(f"{self.url}: {getattr(exc, 'reason', exc)}") from None
+
+    def get_json(self, path: str):
+        import json
+        with self.open(path, {"Accept": "application/json"}) as response:
+            try:
+                return json.loads(response.read())
+            except ValueError:
+                raise FetchError(f"{self.url}{path}: not JSON") from None
+
+    def block(self, cid: bytes) -> bytes:
+        name = cidlib.to_str(cid)
+        with self.open(f"/ipfs/{name}?format=raw", {"Accept": "application/vnd.ipld.raw"}) as response:
+            data = response.read(MAX_BLOCK + 1)
+        if len(data) > MAX_BLOCK:
+            raise FetchError(f"block {name} from {self.url} is larger than {MAX_BLOCK} bytes")
+        pbnode.verify(cid, data, self.url)
+        return data
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = stream.read(n - len(out))
+        if not chunk:
+            raise FetchError("response ended in the middle of a CAR frame")
+        out += chunk
+    return bytes(out)
+
+
+def _read_varint(stream: BinaryIO) -> int | None:
+    raw = bytearray()
+    while True:
+        b = stream.read(1)
+        if not b:
+            if raw:
+                raise FetchError("response ended in the middle of a CAR frame")
+            return None
+        raw += b
+        if not b[0] & 0x80:
+            return varint.decode(raw, 0)[0]
+        if len(raw) > 9:
+            raise FetchError("malformed CAR frame length")
+
+
+Sink = Callable[[int, bytes], None]  # (offset within the range, bytes)
+
+
+def walk_blocks(root: bytes, get: Callable[[bytes], bytes], sink: Sink) -> int:
+    """Write a UnixFS file DAG's bytes in order through `sink`; return how many."""
+    position = 0
+    stack = [root]
+    while stack:
+        cid = stack.pop()
+        data = get(cid)
+        if pbnode.codec_of(cid) == cidlib.RAW:
+            sink(position, data)
+            position += len(data)
+            continue
+        layout = pbnode.file_layout(data)
+        if layout.inline:
+            sink(position, layout.inline)
+            position += len(layout.inline)
+        stack.extend(reversed(layout.children))
+    return position
+
+
+def fetch_by_blocks(source: Source, info: dict, sink: Sink, spool_dir: str | None = None) -> int:
+    return walk_blocks(cidlib.from_str(info["cid"]), source.block, sink)
+
+
+def fetch_by_piece(source: Source, info: dict, sink: Sink, spool_dir: str | None = None) -> int:
+    if info.get("carOffset") is None or not info.get("pieceCid"):
+        raise FetchError("the index has no piece span for this range")
+    start, length = int(info["carOffset"]), int(info["carLength"])
+    path = f"/piece/{info['pieceCid']}"
+    nodes: dict[bytes, bytes] = {}
+    leaves: dict[bytes, tuple[int, int]] = {}
+    with tempfile.TemporaryFile(dir=spool_dir) as spool:
+        with source.open(path, {"Range": f"bytes={start}-{start + length - 1}"}) as response:
+            if response.status != 206 or not (response.headers.get("Content-Range") or "").startswith(
+                    f"bytes {start}-{start + length - 1}/"):
+                raise FetchError(f"{source.url}{path} did not answer the range request with 206 and that range")
+            consumed = 0
+            while consumed < length:
+                size = _read_varint(response)
+                if size is None:
+                    raise FetchError(f"{source.url}{path}: range ended after {consumed} of {length} bytes")
+                if size > MAX_BLOCK:
+                    raise FetchError(f"{source.url}{path}: CAR frame of {size} bytes is too large")
+                frame = _read_exact(response, size)
+                consumed += len(varint.encode(size)) + size
+                cid_len = carfile.cid_length(frame)
+                cid, data = frame[:cid_len], frame[cid_len:]
+                pbnode.verify(cid, data, f"{source.url}{path}")
+                if pbnode.codec_of(cid) == cidlib.RAW:
+                    leaves[cid] = (spool.tell(), len(data))
+                    spool.write(data)
+                else:
+                    nodes[cid] = data
+        spool.flush()
+
+        def get(cid: bytes) -> bytes:
+            if cid in nodes:
+                return nodes[cid]
+            where = leaves.get(cid)
+            if where is None:
+                raise FetchError(f"block {cidlib.to_str(cid)} is not in the piece span the index names")
+            return os.pread(spool.fileno(), where[1], where[0])
+
+        return walk_blocks(cidlib.from_str(info["cid"]), get, sink)
+
+
+METHODS = {"piece": fetch_by_piece, "block": fetch_by_blocks}
