@@ -11,8 +11,7 @@ from services.indexing import carfile, pbnode
 from shared import models
 from shared.ipld import cid as cidlib
 
-# Written by the preparation worker; the fallback name only matters until that lands.
-CAR_BLOCKS = getattr(models, "CAR_BLOCKS", "CarBlock")
+CAR_BLOCKS = models.CAR_BLOCKS  # written by the preparation worker, one document per block
 
 
 async def read_at(path, offset: int, length: int) -> bytes:

@@ -24,8 +24,7 @@ def _car_dir(request: web.Request) -> str:
     return request.app[CONFIG].http_hosting_service.car_dir
 
 
-@routes.route("GET", r"/{cid:[a-z0-9]+}.car")
-@routes.route("HEAD", r"/{cid:[a-z0-9]+}.car")
+@routes.get(r"/{cid:[a-z0-9]+}.car")
 async def car_file(request: web.Request) -> web.StreamResponse:
     path = paths.car_path(_car_dir(request), request.match_info["cid"])
     if path is None:
@@ -33,8 +32,7 @@ async def car_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": CAR_TYPE})
 
 
-@routes.route("GET", "/piece/{cid}")
-@routes.route("HEAD", "/piece/{cid}")
+@routes.get("/piece/{cid}")
 async def piece_bytes(request: web.Request) -> web.StreamResponse:
     piece_cid = request.match_info["cid"]
     if paths.valid_cid(piece_cid) is None:
@@ -50,8 +48,7 @@ async def piece_bytes(request: web.Request) -> web.StreamResponse:
     raise NotFound("no such piece", piece_cid)
 
 
-@routes.route("GET", "/ipfs/{cid}")
-@routes.route("HEAD", "/ipfs/{cid}")
+@routes.get("/ipfs/{cid}")
 async def ipfs_block(request: web.Request) -> web.StreamResponse:
     cid = request.match_info["cid"]
     fmt = request.query.get("format")
@@ -82,10 +79,8 @@ async def index_of(request: web.Request) -> web.Response:
                           "indexPin": prep.get("indexPin")})
 
 
-@routes.route("GET", "/bundle/{key}")
-@routes.route("HEAD", "/bundle/{key}")
-@routes.route("GET", "/bundle/{key}/{path:.*}")
-@routes.route("HEAD", "/bundle/{key}/{path:.*}")
+@routes.get("/bundle/{key}")
+@routes.get("/bundle/{key}/{path:.*}")
 async def bundle_tar(request: web.Request) -> web.StreamResponse:
     return await bundle.serve(request, request.app[DB], _car_dir(request), request.match_info["key"],
                               request.match_info.get("path", ""))

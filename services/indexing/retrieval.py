@@ -249,12 +249,9 @@ def write_tar(retriever: Retriever, plan: Plan, out: BinaryIO, spool_dir: str | 
               progress: Progress | None = None) -> Result:
     """Stream a tar of the plan to `out`; each file is fetched and verified before it is added."""
     result = Result()
-    dirs = set(plan.dirs)
-    emitted: set[str] = set()
     for entry in _tar_order(plan):
-        if entry in dirs:
+        if isinstance(entry, str):  # a directory
             out.write(tarformat.header(entry, 0, 0, directory=True))
-            emitted.add(entry)
             continue
         item = entry
         with tempfile.TemporaryFile(dir=spool_dir) as staged:

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from services.hosting.routes import routes
+from services.indexing.indexer import build_index
+from shared.api import create_app
+from tests.hosting.fakes.prepared import prepare, write_tree
+
+MiB = 1 << 20
+
+
+def dataset_files() -> dict[str, bytes]:
+    rng = random.Random(4)
+    return {
+        "a/big.bin": rng.randbytes(3 * MiB + 300_000),  # spans three chunks
+        "a/b/small.txt": b"small file\n" * 9,
+        "a/b/empty": b"",
+        "c/mid.bin": rng.randbytes(MiB + 5),
+        "c/dup.bin": b"\x00" * (MiB + 5),  # identical 1 MiB leaves: deduplicated in the CAR
+        "d/e/f/deep.bin": rng.randbytes(2 * MiB + 1),
+        "top.txt": b"top\n",
+        "__type": b"a file named like a reserved key\n",
+    }
+
+
+@pytest.fixture
+def source_dir(tmp_path) -> Path:
+    root = tmp_path / "dataset"
+    write_tree(root, dataset_files())
+    return root
+
+
+@pytest.fixture
+async def prepared(db, config, source_dir):
+    return await prepare(db, config, source_dir, "demo", max_chunk=MiB + MiB // 2)
+
+
+@pytest.fixture
+async def indexed(db, config, prepared):
+    index_cid = await build_index(db, config, prepared.id)
+    assert index_cid
+    return prepared, index_cid
+
+
+@pytest.fixture
+async def hosting(aiohttp_server, db, config):
+    server = await aiohttp_server(create_app(config, db, routes))
+    return str(server.make_url("")).rstrip("/")
