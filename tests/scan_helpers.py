@@ -70,3 +70,14 @@ async def stored_chunks(db, preparation_id) -> list[list[tuple[str, int, int]]]:
     known = {g["_id"] for g in generations}
     assert {f["generationId"] async for f in db[models.GENERATION_FILES].find({"preparationId": preparation_id})} <= known
     return chunks
+
+
+def write_random(path, size: int, seed: int = 1) -> None:
+    """Incompressible, non-repeating bytes (no block deduplicates), written 16 MiB at a time."""
+    import random
+
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        for _ in range(size // (16 << 20)):
+            f.write(rng.randbytes(16 << 20))
+        f.write(rng.randbytes(size % (16 << 20)))

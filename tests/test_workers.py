@@ -77,3 +77,50 @@ async def test_run_refuses_unknown_modules_and_bad_config(tmp_path, db_url):
     bad.write_text("[database]\nport = 'x'\n")
     result = singularity(bad, "prep", "list", check=False)
     assert result.returncode == 2 and "database.port" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_kill_9_mid_car_another_worker_rebuilds_the_same_piece(db, db_url, tmp_path):
+    from shared.ipld.pack import pack_chunk
+    from tests.scan_helpers import write_random
+
+    root = tmp_path / "ds"
+    make_tree(root, {"a.txt": 1000, "z/b.txt": 2000})
+    write_random(root / "m.bin", 600 << 20)
+    deal = 1 << 30
+    scan = models.scanning_request("big", str(root), deal, int(deal * 0.6), int(deal * 0.9))
+    await db[models.SCANNING].insert_one(scan)
+    config = write_config(tmp_path, db_url)
+    out_dir = tmp_path / "cars"
+    victim = start(config, "worker", log=tmp_path / "victim.log")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            temps = [p for p in out_dir.glob(".pack-*.car.tmp")] if out_dir.exists() else []
+            if temps and temps[0].stat().st_size > (50 << 20):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the worker never started the CAR")
+    finally:
+        stop(victim, signal.SIGKILL)
+    assert list(out_dir.glob("*.car")) == [], "a partial CAR was taken as a result"
+    chunk = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
+    assert chunk["status"] == "active" and chunk["dataCid"] is None
+    survivor = start(config, "preparation", "worker", log=tmp_path / "survivor.log")
+    try:
+        async def completed():
+            doc = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
+            return doc["status"] == "completed"
+        await wait_for(completed)
+    finally:
+        stop(survivor)
+    chunk = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
+    assert chunk["attempts"] == 2
+    files = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"]}).sort("order", 1).to_list(None)
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    reference = pack_chunk([{**f, "relative_path": f["relativePath"]} for f in files], str(reference_dir),
+                           min_piece_size=deal)
+    assert (chunk["dataCid"], chunk["pieceCid"], chunk["pieceSize"], chunk["carSize"]) == \
+        (reference.data_cid, reference.piece_cid, reference.piece_size, reference.car_size)
+    assert (out_dir / f"{chunk['dataCid']}.car").read_bytes() == (reference_dir / f"{chunk['dataCid']}.car").read_bytes()

@@ -62,7 +62,17 @@ async def find(db: AsyncDatabase, preparation_id: str) -> dict:
 async def generation_counts(db: AsyncDatabase, preparation_id: str) -> dict:
     collection = db[models.GENERATION]
     base = {"preparationId": preparation_id}
+    bytes_done = rate = 0
+    async for doc in collection.find({**base, "status": {"$in": [Status.ACTIVE.value, Status.COMPLETED.value]}},
+                                     {"status": 1, "size": 1, "bytesDone": 1, "rate": 1, "workerId": 1}):
+        if doc["status"] == Status.COMPLETED.value:
+            bytes_done += doc["size"]
+        elif doc.get("workerId"):
+            bytes_done += doc.get("bytesDone") or 0
+            rate += doc.get("rate") or 0
     return {
+        "bytesDone": bytes_done,
+        "rate": round(rate),
         "generationCompleted": await collection.count_documents({**base, "status": Status.COMPLETED.value}),
         "generationInprogress": await collection.count_documents(
             {**base, "status": Status.ACTIVE.value, "workerId": {"$ne": None}}),

@@ -25,6 +25,28 @@ log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between ownership checks and progress reports
 BATCH = 1000
+# A temporary CAR untouched this long belongs to a worker that died: a live pack writes every block.
+STALE_TEMP_AGE = 3600.0
+
+
+def remove_stale_temp_files(out_dir: str, max_age: float = STALE_TEMP_AGE) -> int:
+    removed = 0
+    cutoff = time.time() - max_age
+    try:
+        entries = list(os.scandir(out_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".pack-") and entry.name.endswith(".car.tmp"):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass  # another worker cleaned it first
+    if removed:
+        log.info("removed %d temporary CAR files left by dead workers in %s", removed, out_dir)
+    return removed
 
 
 class Progress:
@@ -64,11 +86,11 @@ class GenerationRun:
         os.makedirs(self.out_dir, exist_ok=True)
         entries = [PackEntry(f["path"], f["relativePath"], f["start"], f["end"], f["size"], f["mtime"])
                    async for f in self.db[models.GENERATION_FILES].find({"generationId": self.id}).sort("order", 1)]
-        piece_size = await self.piece_size()
+        deal_size = await self.deal_size()
         watcher = asyncio.create_task(self.watch())
         try:
             result = await asyncio.to_thread(
-                pack_chunk, entries, self.out_dir, piece_size=piece_size, should_stop=self.stop.is_set,
+                pack_chunk, entries, self.out_dir, min_piece_size=deal_size, should_stop=self.stop.is_set,
                 collect_blocks=True, progress=self.progress.add)
         except PackCancelled:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)
@@ -87,13 +109,10 @@ class GenerationRun:
             await asyncio.gather(watcher, return_exceptions=True)
         await self.save(result, entries)
 
-    async def piece_size(self) -> int | None:
+    async def deal_size(self) -> int | None:
         """Pieces of a dataset are padded to its deal size, unless the CAR outgrew it."""
         scan = await self.db[models.SCANNING].find_one({"_id": self.job["preparationId"]}, {"dealSize": 1})
-        if scan is None:
-            return None
-        # CAR framing and DAG nodes add to the data; the piece holds 127/128 of its size.
-        return scan["dealSize"] if self.job["size"] * 1.02 + 65536 < scan["dealSize"] * 127 / 128 else None
+        return scan["dealSize"] if scan else None
 
     async def watch(self) -> None:
         while not self.stop.is_set():

@@ -31,6 +31,7 @@ class Worker:
         self.handlers = job_handlers(config)
 
     async def run(self) -> None:
+        await asyncio.to_thread(generation.remove_stale_temp_files, self.config.out_dir)
         await jobs.report_health(self.db, self.id)
         log.info("worker %s started with %d slots", self.id, self.config.parallelism)
         tasks = [asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval))]

@@ -18,7 +18,7 @@ from . import cid as cidlib
 from . import unixfs
 from .car import CarWriter
 from .commp import CommP, check_piece_size
-from .commp_ref import GROUP_IN
+from .commp_ref import GROUP_IN, padded_size
 from .dagpb import Link
 
 BUFFERS = 8
@@ -211,7 +211,8 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
-         build: Callable[[_Packer], Link], chunk_size: int, progress=None) -> tuple[Link, PackResult]:
+         build: Callable[[_Packer], Link], chunk_size: int, progress=None,
+         min_piece_size: int | None = None) -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
@@ -223,6 +224,8 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
         root = build(packer)
         real_header = packer.car.finish(root.cid)
         packer.commp.close()
+        if piece_size is None and min_piece_size and padded_size(packer.car.size) <= min_piece_size:
+            piece_size = min_piece_size
         piece = packer.commp.hasher.digest(replace_prefix=real_header, piece_size=piece_size)
         os.fsync(fd)
         os.close(fd)
@@ -258,8 +261,12 @@ def _fsync_dir(path: str) -> None:
 
 def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None = None,
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
-               chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None) -> PackResult:
+               chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
+               min_piece_size: int | None = None) -> PackResult:
     """CAR of a directory holding every entry at its relative path; see PackResult.
+
+    piece_size pads commP to that size (an error if the CAR needs more); min_piece_size pads to
+    it when the CAR fits and otherwise keeps the CAR's own piece size.
 
     progress(n) is called from the packing thread with each count of source bytes read.
 
@@ -271,7 +278,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     cids: dict[int, bytes] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids), chunk_size, progress)
+                     lambda p: p.directory(tree, cids), chunk_size, progress, min_piece_size)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
     return result
 

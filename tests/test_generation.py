@@ -1,0 +1,143 @@
+"""CAR generation in the worker: results that verify independently, and every failure recoverable."""
+import asyncio
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+
+from services.worker import generation
+from services.worker.generation import GenerationRun
+from services.worker.scanning import ScanRun
+from services.preparation import handlers
+from shared import jobs, models
+from shared.api import Body
+from shared.ipld import cid as cidlib
+from shared.ipld.commp_ref import commp_of_bytes
+from tests.scan_helpers import make_tree, write_random
+
+DEAL = 1 << 20
+
+
+async def prepare(db, root, name="ds", deal=DEAL, min_size=None, max_size=None):
+    scan = models.scanning_request(name, str(root), deal, min_size or int(deal * 0.6), max_size or int(deal * 0.9))
+    await db[models.SCANNING].insert_one(scan)
+    job = await jobs.claim(db, models.SCANNING, "scanner")
+    await ScanRun(db, job, "scanner").run()
+    return scan["_id"]
+
+
+async def generate_all(db, out_dir, worker="gen"):
+    while job := await jobs.claim(db, models.GENERATION, worker):
+        await GenerationRun(db, job, worker, str(out_dir)).run()
+
+
+def leftovers(out_dir):
+    return [n for n in os.listdir(out_dir) if n.endswith(".tmp")] if os.path.isdir(out_dir) else []
+
+
+async def test_every_chunk_becomes_a_verified_car(db, tmp_path):
+    files = {"a.txt": 1000, "big.bin": 1_500_000, "dir/small": 10, "dir/empty": 0, ".hidden": 5}
+    make_tree(tmp_path / "ds", files)
+    preparation = await prepare(db, tmp_path / "ds")
+    await generate_all(db, tmp_path / "cars")
+    chunks = await db[models.GENERATION].find({"preparationId": preparation}).sort("index", 1).to_list(None)
+    assert len(chunks) >= 2 and all(c["status"] == "completed" for c in chunks)
+    for chunk in chunks:
+        car = (tmp_path / "cars" / f"{chunk['dataCid']}.car").read_bytes()
+        assert chunk["carPath"] == str(tmp_path / "cars" / f"{chunk['dataCid']}.car")
+        assert chunk["carSize"] == len(car)
+        root, size = commp_of_bytes(car, chunk["pieceSize"])
+        assert chunk["pieceCid"] == cidlib.to_str(cidlib.piece_cid_v1(root))
+        assert chunk["pieceSize"] == DEAL == size  # padded to the deal size
+        blocks = await db[models.CAR_BLOCKS].find({"generationId": chunk["_id"]}).to_list(None)
+        assert blocks and any(b["cid"] == chunk["dataCid"] for b in blocks)
+        for block in blocks:
+            data = car[block["offset"]:block["offset"] + block["length"]]
+            assert cidlib.parse(cidlib.from_str(block["cid"]))[2] == hashlib.sha256(data).digest()
+    small = await db[models.GENERATION_FILES].find_one({"relativePath": "dir/small"})
+    assert small["cid"] == cidlib.to_str(cidlib.raw((tmp_path / "ds/dir/small").read_bytes()))
+    assert await db[models.GENERATION_FILES].count_documents({"cid": None}) == 0
+    assert leftovers(tmp_path / "cars") == []
+
+
+async def test_a_changed_file_is_named_and_resume_retries(db, tmp_path):
+    make_tree(tmp_path / "ds", {"a.txt": 100, "b.txt": 200})
+    preparation = await prepare(db, tmp_path / "ds")
+    target = tmp_path / "ds" / "b.txt"
+    original, stat = target.read_bytes(), target.stat()
+    target.write_bytes(original + b"more")
+    await generate_all(db, tmp_path / "cars")
+    chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
+    assert chunk["status"] == "error" and str(target) in chunk["error"] and chunk["workerId"] is None
+    assert leftovers(tmp_path / "cars") == []
+    target.write_bytes(original)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    await handlers.set_state(db, preparation, Body({"state": "active"}))
+    await generate_all(db, tmp_path / "cars")
+    assert (await db[models.GENERATION].find_one({"preparationId": preparation}))["status"] == "completed"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real full disk: a 64 KiB tmpfs (tests run as root here); it grows when `grow` is called."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+    def grow():
+        subprocess.run(["mount", "-o", "remount,size=16m", str(mount)], check=True)
+
+    yield mount, grow
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+async def test_a_full_disk_is_an_error_and_resume_completes(db, tmp_path, small_disk):
+    out_dir, grow = small_disk
+    make_tree(tmp_path / "ds", {"a.bin": 300_000})
+    preparation = await prepare(db, tmp_path / "ds")
+    await generate_all(db, out_dir)
+    chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
+    assert chunk["status"] == "error" and "disk full" in chunk["error"]
+    assert os.listdir(out_dir) == [], "the temporary CAR must be removed"
+    grow()
+    await handlers.set_state(db, preparation, Body({"state": "active"}))
+    await generate_all(db, out_dir)
+    chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
+    assert chunk["status"] == "completed" and os.listdir(out_dir) == [f"{chunk['dataCid']}.car"]
+
+
+async def test_pause_stops_a_car_in_progress_within_seconds(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(generation, "WATCH_INTERVAL", 0.05)
+    root = tmp_path / "ds"
+    root.mkdir()
+    write_random(root / "big.bin", 400 << 20)
+    preparation = await prepare(db, root, deal=1 << 30)
+    job = await jobs.claim(db, models.GENERATION, "gen")
+    run = GenerationRun(db, job, "gen", str(tmp_path / "cars"))
+
+    async def pause_when_started():
+        while run.progress.done == 0:
+            await asyncio.sleep(0.01)
+        await handlers.set_state(db, preparation, Body({"state": "paused"}))
+        return time.monotonic()
+
+    paused_at, _ = await asyncio.gather(pause_when_started(), run.run())
+    assert time.monotonic() - paused_at < 3
+    assert run.progress.done < 400 << 20, "the CAR finished before the pause could be tested"
+    chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
+    assert chunk["status"] == "paused" and chunk["dataCid"] is None
+    assert os.listdir(tmp_path / "cars") == []
+
+
+def test_stale_temporary_cars_are_removed(tmp_path):
+    (tmp_path / ".pack-old.car.tmp").write_bytes(b"x")
+    (tmp_path / ".pack-live.car.tmp").write_bytes(b"x")
+    (tmp_path / "bafyfinished.car").write_bytes(b"x")
+    old = time.time() - 2 * generation.STALE_TEMP_AGE
+    os.utime(tmp_path / ".pack-old.car.tmp", (old, old))
+    assert generation.remove_stale_temp_files(str(tmp_path)) == 1
+    assert sorted(os.listdir(tmp_path)) == [".pack-live.car.tmp", "bafyfinished.car"]
