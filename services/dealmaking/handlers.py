@@ -50,8 +50,8 @@ async def make_deal(db: AsyncDatabase, config: Config, body: Body) -> dict:
     proposal = proposal_module.parse(body)
     settings = config.deal_making_service
     pending_key = pending.key(proposal.wallet, proposal.provider, proposal.piece_cid)
-    # Two attempts: the second follows clearing a key left behind by a crashed sender.
-    for _ in range(2):
+    # A few attempts: a retry follows a key released meanwhile or left behind by a crashed sender.
+    for _ in range(3):
         deal_id = models.new_id()
         holder = await pending.claim(db, pending_key, deal_id)
         if holder is None:
@@ -67,14 +67,13 @@ async def _wait_for_holder(db: AsyncDatabase, holder: dict, timeout: float) -> d
     # Two boost runs (wallet import, then deal) each bounded by the timeout, plus slack for the database.
     give_up = asyncio.get_running_loop().time() + 2 * timeout + 10
     while True:
-        deal = None
-        if holder.get("dealStateId"):
-            deal = await db[models.DEAL_STATE].find_one({"_id": holder["dealStateId"]})
+        if not holder.get("dealStateId"):
+            return None  # the key was released meanwhile: claim it afresh
+        deal = await db[models.DEAL_STATE].find_one({"_id": holder["dealStateId"]})
         if deal is not None and deal["state"] != DealStatus.SENDING.value:
             return deal
         created = holder.get("createdAt")
-        stale = created is None or models.now() - created > dt.timedelta(seconds=2 * timeout + 30)
-        if stale:
+        if not isinstance(created, dt.datetime) or models.now() - created > dt.timedelta(seconds=2 * timeout + 30):
             await _clear_stale(db, holder, deal)
             return None
         if asyncio.get_running_loop().time() > give_up:
@@ -91,10 +90,8 @@ async def _clear_stale(db: AsyncDatabase, holder: dict, deal: dict | None) -> No
             {"_id": deal["_id"], "state": DealStatus.SENDING.value},
             {"$set": {"state": DealStatus.ERROR.value, "updatedAt": models.now(),
                       "message": "the deal making service stopped while boost was running"}})
-    query = {"_id": holder["_id"]}
-    if holder.get("dealStateId"):
-        query["dealStateId"] = holder["dealStateId"]
-    await db[models.DEAL_PENDING].delete_one(query)
+    # Only that holder's key: a newer request may already hold the same key.
+    await db[models.DEAL_PENDING].delete_one({"_id": holder["_id"], "dealStateId": holder["dealStateId"]})
 
 
 async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> dict:
