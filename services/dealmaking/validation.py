@@ -56,6 +56,9 @@ def _key_address(field: str, value: str) -> str:
     payload, checksum = raw[:size], raw[size:]
     if _checksum(int(protocol), payload) != checksum:
         raise InvalidParameter(f"{field} has a wrong address checksum", value)
+    if encode_address(int(protocol), payload, network) != value:
+        # The last character carries unused bits; only the canonical spelling names the address.
+        raise InvalidParameter(f"{field} is not a canonically encoded address", value)
     return value
 
 

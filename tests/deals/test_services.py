@@ -1,0 +1,72 @@
+"""The two modules as `singularity run` starts them: `run(runtime)` until cancelled."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+
+from services.dealmaking import service as dealmaking
+from services.tracking import service as tracking
+from shared import models
+from shared.runtime import Runtime
+
+from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_dealmaking_module_serves_the_api(deal_config, db_url, fake_boost, proposal):
+    deal_config.deal_making_service.port = free_port()
+    runtime = await Runtime.connect(deal_config, db_url)
+    task = asyncio.create_task(dealmaking.run(runtime))
+    base = f"http://127.0.0.1:{deal_config.deal_making_service.port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.post(f"{base}/deal", json=proposal) as response:
+                        answer = await response.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.02)
+            assert answer["state"] == "proposed"
+            async with session.get(f"{base}/deals") as response:
+                assert (await response.json())["total"] == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runtime.close()
+
+
+async def test_tracking_module_updates_deals(deal_config, db_url, db, lotus):
+    deal_config.deal_tracking_service.interval = 0.05
+    await db[models.DEAL_STATE].insert_one({
+        "_id": "d1", "client": WALLET, "provider": PROVIDER, "pieceCid": PIECE_CID, "state": "proposed",
+        "startEpoch": 10_000, "endEpoch": 10_000 + 518400, "dealId": None, "trackedHeight": None})
+    deal_id = lotus.chain.publish(WALLET_ID, PROVIDER, PIECE_CID, 10_000, 10_000 + 518400)
+    runtime = await Runtime.connect(deal_config, db_url)
+    task = asyncio.create_task(tracking.run(runtime))
+    try:
+        for _ in range(200):
+            deal = await db[models.DEAL_STATE].find_one({"_id": "d1"})
+            if deal["state"] == "published":
+                break
+            await asyncio.sleep(0.02)
+        assert deal["state"] == "published" and deal["dealId"] == deal_id
+        lotus.chain.activate(deal_id)
+        for _ in range(200):
+            deal = await db[models.DEAL_STATE].find_one({"_id": "d1"})
+            if deal["state"] == "active":
+                break
+            await asyncio.sleep(0.02)
+        assert deal["state"] == "active"
+        assert (await db[models.DEAL_TRACKER].find_one({"_id": "tracker"}))["height"] == lotus.chain.height
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runtime.close()
