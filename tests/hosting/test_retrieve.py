@@ -87,16 +87,16 @@ async def test_resume_skips_verified_files_and_refetches_damaged_ones(indexed, h
 MID = 700_000
 
 
-async def test_tar_output_file_and_stdout(indexed, hosting, tmp_path, capfdbinary):
+async def test_tar_output_file(indexed, hosting, tmp_path):
     _, index_cid = indexed
-    bundle = tmp_path / "x.tar"
+    bundle = tmp_path / "bundles" / "x.tar"
     summary = await run("demo/a", [hosting], ("piece", "block"), tar=str(bundle))
     assert summary["output"] == str(bundle)
     with tarfile.open(bundle) as tar:
         got = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
         assert "a/b" in tar.getnames()
     assert got == {k: v for k, v in FILES.items() if k.startswith("a/")}
-    assert sorted(os.listdir(tmp_path)) == ["x.tar"]
+    assert os.listdir(bundle.parent) == ["x.tar"]
 
 
 async def test_unknown_path_and_unknown_name(indexed, hosting, tmp_path):
