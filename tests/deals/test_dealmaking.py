@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -234,3 +235,25 @@ async def test_list_and_get_deals(api, db, fake_boost, proposal):
     assert (await api.get("/deals", params={"limit": "x"})).status == 400
     missing = await api.get("/deal/nope")
     assert missing.status == 404 and (await missing.json())["error"]
+
+
+async def test_timed_out_boost_is_killed(api, deal_config, fake_boost, proposal):
+    deal_config.deal_making_service.timeout = 1.0
+    fake_boost.control(sleep=60)
+    response = await api.post("/deal", json=proposal)
+    assert response.status == 502
+    pids = [int(p) for p in (fake_boost.dir / "pids").read_text().split()]
+    assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def test_unusable_key_is_an_error_and_sends_nothing(api, db, fake_boost, proposal, key_file):
+    key_file.write_text("not a key")
+    response = await api.post("/deal", json=proposal)
+    assert response.status == 502
+    answer = await response.json()
+    assert "importing the wallet key failed" in answer["error"] and str(key_file) not in await response.text()
+    assert fake_boost.deal_calls() == []
+    assert (await db[models.DEAL_STATE].find_one({"_id": answer["detail"]["id"]}))["state"] == "error"

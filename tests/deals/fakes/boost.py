@@ -62,6 +62,8 @@ def main() -> None:
     argv = sys.argv[1:]
     with open(STATE / "argv.jsonl", "a") as f:
         f.write(json.dumps(argv) + "\n")
+    with open(STATE / "pids", "a") as f:
+        f.write(f"{os.getpid()}\n")
     ctl = control()
     if ctl.get("sleep"):
         time.sleep(ctl["sleep"])
