@@ -16,7 +16,6 @@ from services.dealmaking import pending
 from services.tracking import states
 from services.tracking.lotus import LotusClient, LotusMalformed
 from shared import models
-from shared.models import DealStatus
 
 log = logging.getLogger(__name__)
 
