@@ -33,7 +33,7 @@ class FakeKubo:
         part = await reader.next()
         if part is None or part.name != "file":
             return web.Response(status=400, text="no file part")
-        car = await part.read()
+        car = bytes(await part.read())
         header, blocks = libipld.decode_car(car)
         for cid, node in blocks.items():
             data = libipld.encode_dag_cbor(node)

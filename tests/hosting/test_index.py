@@ -1,0 +1,144 @@
+"""The dataset index: its DataModel shape, splitting of big directories, the indexer's
+readiness rule, and best-effort pinning through kubo."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import libipld
+import pytest
+
+from services.indexing import builder, carfile, indexer, model
+from shared import config as config_module
+from shared import models
+from shared.ipld import cid as cidlib
+from tests.hosting.conftest import MiB, dataset_files
+from tests.hosting.fakes.kubo import FakeKubo
+from tests.hosting.fakes.prepared import prepare
+
+
+def read_index(path: str) -> tuple[bytes, dict[bytes, dict]]:
+    with open(path, "rb") as f:
+        header, blocks = libipld.decode_car(f.read())
+    return header["roots"][0], blocks
+
+
+async def test_index_data_model(indexed, db, config):
+    prepared, index_cid = indexed
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexCid"] == index_cid and prep["indexPin"]["status"] == "disabled"
+    path = os.path.join(config.deal_preparation_worker.out_dir, f"{index_cid}.car")
+    root, blocks = read_index(path)
+    assert cidlib.to_str(root) == index_cid
+    top = blocks[root]
+    assert top["__type"] == "dir" and top["__size"] == sum(len(v) for v in dataset_files().values())
+    assert [s["pieceCid"] for s in top["__source"]] == [g["pieceCid"] for g in prepared.chunks]
+    # The file named "__type" is escaped, and does not disturb the reserved key.
+    assert top["___type"]["__size"] == len(dataset_files()["__type"])
+    big = blocks[blocks[root]["a"]]["big.bin"]
+    assert big["__type"] == "file" and big["__size"] == 3 * MiB + 300_000
+    spans = [(s["offset"], s["length"]) for s in big["__source"]]
+    assert len(spans) == 3 and spans[0][0] == 0 and spans[1][1] == MiB + MiB // 2  # the middle fills a chunk
+    assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:])) and sum(n for _, n in spans) == big["__size"]
+    assert {s["pieceCid"] for s in big["__source"]} <= {g["pieceCid"] for g in prepared.chunks}
+    assert all(s["selector"] == "/a/big.bin" for s in big["__source"])
+    # Each source's CAR span really holds its blocks: check against the CAR files.
+    for source in big["__source"]:
+        gen = next(g for g in prepared.chunks if g["dataCid"] == source["dataCid"])
+        _, frames = carfile.frame_map(gen["carPath"])
+        frame = frames[cidlib.from_str(source["cid"])]
+        assert source["carOffset"] <= frame.start and frame.end <= source["carOffset"] + source["carLength"]
+    assert await db[models.INDEX_BLOCKS].count_documents({"indexCid": index_cid}) == len(blocks)
+
+
+def test_big_directory_is_split_below_the_block_limit(tmp_path):
+    tree = builder.DirEntry()
+    for i in range(3000):
+        tree.files[f"file-{i:05d}.txt"] = builder.FileEntry(1, None, [{
+            "cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "selector": f"/file-{i:05d}.txt",
+            "offset": 0, "length": 1, "dataCid": "bafy", "pieceCid": "baga", "pieceSize": 128,
+            "carOffset": 0, "carLength": 1}])
+    limit = 4 * 1024  # small enough that the list of parts needs parts of its own
+    index_cid, path, listed = builder.write_index_car(tree, [], str(tmp_path), max_block=limit)
+    root, blocks = read_index(path)
+    assert len(blocks) > 20 and all(b["length"] <= limit for b in listed)
+    assert any(node.get("__type") == "dirpart" and "__parts" in node for node in blocks.values())
+    get = blocks.__getitem__
+    top = blocks[root]
+    assert "__parts" in top and top["__size"] == 3000
+    assert [name for name, _ in model.entries(top, get)] == sorted(tree.files)
+    for name in ("file-00000.txt", "file-01500.txt", "file-02999.txt"):
+        assert model.lookup(top, name, get)["__source"][0]["selector"] == f"/{name}"
+    assert model.lookup(top, "file-03000.txt", get) is None
+    assert model.lookup(top, "a-before-everything", get) is None
+
+
+async def test_indexer_waits_for_every_chunk(db, config, source_dir):
+    prepared = await prepare(db, config, source_dir, "partial", max_chunk=MiB + MiB // 2, complete=False)
+    assert await indexer.build_index(db, config, prepared.id) is None
+    assert await indexer.index_pending(db, config) == 0
+    await db[models.GENERATION].update_many({"preparationId": prepared.id}, {"$set": {"status": "completed"}})
+    assert await indexer.index_pending(db, config) == 1
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexCid"] and "indexLease" not in prep
+    assert await indexer.index_pending(db, config) == 0  # nothing left to do
+
+
+async def test_inconsistent_chunks_are_recorded_not_raised(db, config, source_dir):
+    prepared = await prepare(db, config, source_dir, "broken", max_chunk=MiB + MiB // 2)
+    await db[models.GENERATION_FILES].delete_one({"relativePath": "a/big.bin", "start": 0})
+    assert await indexer.index_pending(db, config) == 0
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexCid"] is None and "a/big.bin" in prep["indexError"]
+
+
+@pytest.fixture
+async def kubo(aiohttp_server):
+    fake = FakeKubo()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+def with_ipfs(config, url: str):
+    config.deal_preparation_service = config_module.DealPreparationService(
+        **{**config.deal_preparation_service.__dict__, "ipfs_api": url})
+    return config
+
+
+async def test_index_is_pinned_through_kubo(db, config, prepared, kubo):
+    index_cid = await indexer.build_index(db, with_ipfs(config, kubo.url), prepared.id)
+    assert kubo.pinned == {index_cid}
+    _, blocks = read_index(os.path.join(config.deal_preparation_worker.out_dir, f"{index_cid}.car"))
+    assert set(kubo.blocks) == {cidlib.to_str(c) for c in blocks}
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexPin"]["status"] == "pinned"
+
+
+async def test_kubo_failure_is_recorded_and_retried(db, config, prepared, kubo, monkeypatch):
+    kubo.fail_with = 500
+    config = with_ipfs(config, kubo.url)
+    index_cid = await indexer.build_index(db, config, prepared.id)
+    assert index_cid  # the preparation is indexed even though pinning failed
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexPin"]["status"] == "error" and "500" in prep["indexPin"]["error"]
+    assert prep["indexPin"]["nextAttempt"] > models.now()
+    await indexer.index_pending(db, config)
+    assert kubo.requests == 1  # not due yet
+    # Time passes: the retry becomes due. (The whole subdocument is replaced: the embedded test
+    # server stores a datetime set through a dotted path as a string.)
+    await db[models.SCANNING].update_one({"_id": prepared.id}, {"$set": {
+        "indexPin": {**prep["indexPin"], "nextAttempt": models.now()}}})
+    kubo.fail_with = None
+    await asyncio.sleep(0.01)
+    await indexer.index_pending(db, config)
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexPin"]["status"] == "pinned" and prep["indexPin"]["attempts"] == 2, prep["indexPin"]
+    assert kubo.pinned == {index_cid}
+
+
+async def test_unreachable_kubo_does_not_fail_indexing(db, config, prepared, unused_tcp_port):
+    config = with_ipfs(config, f"http://127.0.0.1:{unused_tcp_port}")
+    assert await indexer.build_index(db, config, prepared.id)
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexPin"]["status"] == "error" and "cannot reach kubo" in prep["indexPin"]["error"]
