@@ -1,0 +1,45 @@
+"""`singularity retrieve` as a user runs it: a separate process, name resolved by /index/{name}."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+import tarfile
+
+from tests.hosting.test_retrieve import FILES, tree_of
+
+
+async def singularity(config_file, *args: str) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from cli.main import main; main()", "--config", str(config_file), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out, err
+
+
+def write_config(tmp_path, hosting: str):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[connection]\nhttp_hosting_service = "{hosting}"\n[database]\nenabled = false\n')
+    return path
+
+
+async def test_cli_output_json_and_tar_to_stdout(indexed, hosting, tmp_path):
+    config_file = write_config(tmp_path, hosting)
+    code, out, err = await singularity(config_file, "retrieve", "demo/a", "--output", str(tmp_path / "o"), "--json")
+    assert code == 0, err.decode()
+    summary = json.loads(out)
+    assert summary["indexCid"] == indexed[1] and summary["fetched"] == 3
+    assert tree_of(tmp_path / "o" / "a") == {k[2:]: v for k, v in FILES.items() if k.startswith("a/")}
+    code, out, err = await singularity(config_file, "retrieve", "demo/d", "--tar", "-")
+    assert code == 0, err.decode()
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        assert tar.extractfile("d/e/f/deep.bin").read() == FILES["d/e/f/deep.bin"]
+
+
+async def test_cli_failure_is_one_line_and_nonzero(indexed, hosting, tmp_path):
+    config_file = write_config(tmp_path, hosting)
+    code, _, err = await singularity(config_file, "retrieve", "demo/missing", "--output", str(tmp_path / "o"))
+    assert code == 1 and b"no 'missing'" in err
+    code, _, err = await singularity(config_file, "retrieve", "demo", "--output", "x", "--tar", "y")
+    assert code == 2
