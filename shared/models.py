@@ -140,4 +140,6 @@ INDEX_BLOCKS = "IndexBlock"
 INDEXES += [
     (INDEX_BLOCKS, [("cid", 1)], {}),
     (INDEX_BLOCKS, [("preparationId", 1), ("indexCid", 1)], {}),
+    # /bundle selects a folder's files by path prefix, in path order.
+    (GENERATION_FILES, [("preparationId", 1), ("relativePath", 1), ("start", 1)], {}),
 ]
