@@ -68,7 +68,8 @@ def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5) -> 
             done = status["generationCompleted"] + status["generationFailed"]
             progress.update(task, description="scanning" if scanning == "active" else "generating",
                             completed=done, total=status["generationTotal"] or None,
-                            detail=f"{status['scannedFiles']} files, {human(status['scannedBytes'])}")
+                            detail=f"{status['scannedFiles']} files, {human(status['bytesDone'])} of "
+                                   f"{human(status['scannedBytes'])} packed, {human(status['rate'])}/s")
             if scanning == "error" or (scanning == "completed" and done == status["generationTotal"]
                                        and not generation_pending(status)):
                 return client.get(f"/preparation/{preparation_id}")
@@ -140,9 +141,9 @@ def show_status(result: dict) -> None:
     result = dict(result, scanned=f"{result['scannedFiles']} files, {human(result['scannedBytes'])}")
     result["chunks"] = (f"{result['generationCompleted']} completed, {result['generationInprogress']} in progress, "
                         f"{result['generationFailed']} failed, {result['generationTotal']} total")
-    for key in ("bytesDone", "rate"):
-        if key in result:
-            result[key] = human(result[key]) + ("/s" if key == "rate" else "")
+    result["bytesDone"] = human(result.get("bytesDone"))
+    # A rate only means something while chunks are being built.
+    result["rate"] = f"{human(result['rate'])}/s" if result.get("generationInprogress") else None
     fields = [("id", "ID"), ("name", "Name"), ("path", "Path"), ("dealSize", "Deal size"), ("minSize", "Min size"),
               ("maxSize", "Max size"), ("state", "State"), ("scanningStatus", "Scanning"),
               ("scanningError", "Scan error"), ("scanned", "Scanned"), ("chunks", "Chunks"),

@@ -55,9 +55,7 @@ class Unavailable(ApiError):
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -7,7 +7,6 @@ seconds; the maintenance task hands the jobs of a silent worker back to the pool
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import socket
@@ -64,7 +63,7 @@ async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float) -> None:
 
 async def release_expired(db: AsyncDatabase, timeout: float) -> int:
     """Drop health records older than `timeout` and unassign every job not held by a live worker."""
-    cutoff = models.now() - dt.timedelta(seconds=timeout)
+    cutoff = models.now() - timeout
     await db[models.HEALTH].delete_many({"updatedAt": {"$lt": cutoff}})
     live = [doc["_id"] async for doc in db[models.HEALTH].find({}, {"_id": 1})]
     released = 0

@@ -5,7 +5,7 @@ collections, one document per item, because a MongoDB document is capped at 16 M
 """
 from __future__ import annotations
 
-import datetime as dt
+import time
 from enum import StrEnum
 
 from bson import ObjectId
@@ -34,8 +34,10 @@ def new_id() -> str:
     return str(ObjectId())
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+def now() -> float:
+    """Timestamps are Unix seconds: nx-27017 stores a datetime written by `$set` as a string,
+    which then no longer compares with datetimes; numbers compare the same everywhere."""
+    return time.time()
 
 
 # (collection, keys, options): created idempotently at every start.

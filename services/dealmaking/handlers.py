@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -73,7 +72,7 @@ async def _wait_for_holder(db: AsyncDatabase, holder: dict, timeout: float) -> d
         if deal is not None and deal["state"] != DealStatus.SENDING.value:
             return deal
         created = holder.get("createdAt")
-        if not isinstance(created, dt.datetime) or models.now() - created > dt.timedelta(seconds=2 * timeout + 30):
+        if not isinstance(created, (int, float)) or models.now() - created > 2 * timeout + 30:
             await _clear_stale(db, holder, deal)
             return None
         if asyncio.get_running_loop().time() > give_up:

@@ -134,7 +134,7 @@ async def test_concurrent_requests_send_one_proposal(api, db, fake_boost, propos
 
 
 async def test_stale_pending_key_of_a_crashed_sender_is_cleared(api, db, fake_boost, proposal):
-    old = models.now().replace(year=2020)
+    old = models.now() - 6 * 365 * 86400  # years ago
     await db[models.DEAL_STATE].insert_one({"_id": "crashed", "state": "sending", "client": WALLET})
     await db[models.DEAL_PENDING].insert_one(
         {"_id": f"{WALLET}|{PROVIDER}|{PIECE_CID}", "dealStateId": "crashed", "createdAt": old})
