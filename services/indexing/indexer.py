@@ -17,9 +17,15 @@ from shared import models
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(minutes=10)
+LEASE = 600  # seconds an indexer may hold a preparation before another may take it over
 PIN_BACKOFF = (30, 120, 600, 3600)  # seconds before the 1st, 2nd, 3rd, ... retry
 OWNER = f"indexer-{uuid.uuid4().hex[:12]}"
+
+
+def _after(seconds: float):
+    """models.now() plus some seconds, whether now() gives datetimes or Unix seconds."""
+    now = models.now()
+    return now + (dt.timedelta(seconds=seconds) if isinstance(now, dt.datetime) else seconds)
 
 
 async def chunks_complete(db, preparation_id: str) -> list[dict] | None:
@@ -88,7 +94,7 @@ async def pin_index(db, config, preparation_id: str) -> bool:
         log.warning("pinning index %s of %s failed (attempt %d): %s", prep["indexCid"], preparation_id, attempts, exc)
         await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {"indexPin": {
             "status": "error", "attempts": attempts, "error": str(exc),
-            "nextAttempt": models.now() + dt.timedelta(seconds=delay)}}})
+            "nextAttempt": _after(delay)}}})
         return False
     await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {"indexPin": {
         "status": "pinned", "attempts": attempts, "error": None, "nextAttempt": None, "pinnedAt": models.now()}}})
@@ -96,10 +102,10 @@ async def pin_index(db, config, preparation_id: str) -> bool:
 
 
 async def _claim(db, preparation_id: str) -> bool:
-    now = models.now()
     claimed = await db[models.SCANNING].find_one_and_update(
-        {"_id": preparation_id, "$or": [{"indexLease": None}, {"indexLease.until": {"$lt": now}}]},
-        {"$set": {"indexLease": {"owner": OWNER, "until": now + LEASE}}},
+        {"_id": preparation_id, "$or": [{"indexLease": {"$exists": False}}, {"indexLease": None},
+                                         {"indexLease.until": {"$lt": models.now()}}]},
+        {"$set": {"indexLease": {"owner": OWNER, "until": _after(LEASE)}}},
     )
     return claimed is not None
 
@@ -108,11 +114,13 @@ async def index_pending(db, config) -> int:
     """One pass: index what is ready, retry pins that are due. Returns how many it indexed."""
     built = 0
     now = models.now()
-    candidates = await db[models.SCANNING].find(
-        {"status": models.Status.COMPLETED.value, "indexCid": None,
-         "$or": [{"indexError": None}, {"indexRetryAt": {"$lt": now}}]},
-        {"_id": 1},
-    ).to_list(None)
+    # Filtered here rather than in the query: null-matching differs between MongoDB and the
+    # embedded server, and completed preparations are few.
+    completed = await db[models.SCANNING].find(
+        {"status": models.Status.COMPLETED.value},
+        {"indexCid": 1, "indexError": 1, "indexRetryAt": 1, "indexPin": 1}).to_list(None)
+    candidates = [p for p in completed if not p.get("indexCid")
+                  and (not p.get("indexError") or (p.get("indexRetryAt") is not None and p["indexRetryAt"] < now))]
     for candidate in candidates:
         preparation_id = candidate["_id"]
         if not await _claim(db, preparation_id):
@@ -123,17 +131,16 @@ async def index_pending(db, config) -> int:
         except builder.IndexBuildError as exc:
             log.error("cannot index preparation %s: %s", preparation_id, exc)
             await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
-                "indexError": str(exc), "indexRetryAt": models.now() + dt.timedelta(seconds=PIN_BACKOFF[-1])}})
+                "indexError": str(exc), "indexRetryAt": _after(PIN_BACKOFF[-1])}})
         finally:
             await db[models.SCANNING].update_one({"_id": preparation_id, "indexLease.owner": OWNER},
                                                  {"$unset": {"indexLease": ""}})
     if config.deal_preparation_service.ipfs_api:
-        due = await db[models.SCANNING].find(
-            {"indexPin.status": {"$in": ["error", "pending", "disabled"]},
-             "$or": [{"indexPin.nextAttempt": None}, {"indexPin.nextAttempt": {"$lt": models.now()}}]},
-            {"_id": 1}).to_list(None)
-        for prep in due:
-            await pin_index(db, config, prep["_id"])
+        for prep in completed:
+            pin = prep.get("indexPin") or {}
+            if prep.get("indexCid") and pin.get("status") in ("error", "pending", "disabled") and (
+                    pin.get("nextAttempt") is None or pin["nextAttempt"] < models.now()):
+                await pin_index(db, config, prep["_id"])
     return built
 
 
