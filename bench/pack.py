@@ -1,6 +1,10 @@
 """Throughput of commP and of the one-pass pack on a seeded random file; prints targets alongside.
 
-    .venv/bin/python bench/pack.py [--size 1GiB] [--dir /tmp]
+    .venv/bin/python bench/pack.py [--size 1GiB] [--dir /tmp] [--runs 3]
+
+With --runs N the pack runs N times on the same input; the best run is the row shown, with the
+spread of all runs beside it. CPU time is split into user and sys: user is hashing (sha256 for
+the CIDs, commP), sys is mostly reading the source and writing the CAR.
 """
 import argparse
 import hashlib
@@ -50,6 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="1GiB")
     ap.add_argument("--dir", default=None, help="where to put the input and the CAR")
+    ap.add_argument("--runs", type=int, default=1, help="pack runs; the best is reported, with the spread")
     args = ap.parse_args()
     size = parse_size(args.size)
     work = tempfile.mkdtemp(prefix="bench-pack-", dir=args.dir)
@@ -67,28 +72,50 @@ def main() -> None:
         h.digest()
         cp_s += time.perf_counter() - t
 
-        out = os.path.join(work, "out")
-        os.mkdir(out)
         code = ("import json,sys; from shared.ipld.pack import pack_path; r=pack_path(sys.argv[1], sys.argv[2]);"
-                "print(json.dumps({'pieceCid': r.piece_cid, 'carSize': r.car_size}))")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code, src, out], cwd=REPO, check=True, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        rss_mb = after.ru_maxrss / 1024
-        res = json.loads(proc.stdout)
+                "print(json.dumps({'pieceCid': r.piece_cid, 'carSize': r.car_size, 'direct': r.direct_bytes}))")
+        runs = []
+        for i in range(args.runs):
+            out = os.path.join(work, f"out{i}")
+            os.mkdir(out)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", code, src, out], cwd=REPO, check=True, capture_output=True,
+                                  text=True)
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            shutil.rmtree(out)
+            runs.append({"wall": wall, "user": after.ru_utime - before.ru_utime,
+                         "sys": after.ru_stime - before.ru_stime, "rss_mb": after.ru_maxrss / 1024,
+                         **json.loads(proc.stdout)})
+        if len({(r["pieceCid"], r["carSize"]) for r in runs}) != 1:
+            raise SystemExit(f"runs disagree: {runs}")
+        gib = size / (1 << 30)
+        best = min(runs, key=lambda r: r["wall"])
+        res = best
+        cpu = best["user"] + best["sys"]
+
+        def spread(values, fmt):
+            return "" if len(values) < 2 else f"(runs {fmt(min(values))}..{fmt(max(values))})"
 
         sha_rate, cp_rate = mb / sha_s, mb / cp_s
+        direct = res["direct"]
         rows = [
             ("input", f"{size / MiB:.0f} MiB seeded random", ""),
+            ("load average", "%.2f %.2f %.2f" % os.getloadavg(), ""),
             ("hashlib sha256 (baseline)", f"{sha_rate:.0f} MB/s", ""),
             ("commP, one core" + ("" if commp.native_available() else " (PURE PYTHON)"),
              f"{cp_rate:.0f} MB/s = {cp_rate / sha_rate:.2f}x sha256", "target >= 0.22x sha256"),
-            ("pack (CAR + commP), wall", f"{mb / wall:.0f} MB/s", "target >= 350 MB/s"),
-            ("pack CPU", f"{cpu / (size / (1 << 30)):.2f} CPU-s/GiB", "target <= 3.5 CPU-s/GiB"),
-            ("pack peak RSS", f"{rss_mb:.0f} MB", "target <= 300 MB"),
+            ("pack (CAR + commP), wall",
+             f"{mb / best['wall']:.0f} MB/s " + spread([mb / r["wall"] for r in runs], lambda v: f"{v:.0f}"),
+             "target >= 350 MB/s"),
+            ("pack CPU",
+             f"{cpu / gib:.2f} CPU-s/GiB " + spread([(r["user"] + r["sys"]) / gib for r in runs], lambda v: f"{v:.2f}"),
+             "target <= 3.5 CPU-s/GiB"),
+            ("  of which user / sys", f"{best['user'] / gib:.2f} / {best['sys'] / gib:.2f} CPU-s/GiB", ""),
+            ("CAR written with O_DIRECT",
+             f"{'yes' if direct else 'NO (buffered)'}, {direct / MiB:.0f} of {res['carSize'] / MiB:.0f} MiB", ""),
+            ("pack peak RSS", f"{max(r['rss_mb'] for r in runs):.0f} MB", "target <= 300 MB"),
             ("pack result", f"{res['pieceCid']} car {res['carSize']} B", ""),
         ]
         for name, value, target in rows:

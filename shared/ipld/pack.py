@@ -57,6 +57,7 @@ class PackResult:
     car_path: str
     entry_cids: list[str]
     blocks: list[tuple[str, int, int]] | None = field(default=None, repr=False)
+    direct_bytes: int = field(default=0, repr=False)  # CAR bytes written with O_DIRECT
 
 
 def as_entry(e: Any) -> PackEntry:
@@ -124,7 +125,11 @@ class _Packer:
         self.progress = progress
         self.blocks: list[tuple[str, int, int]] | None = [] if collect_blocks else None
         self.commp = _CommPThread(chunk_size)
-        self.car = CarWriter(fd, sink=self.commp.feed)
+        try:
+            self.car = CarWriter(fd, sink=self.commp.feed, staged=True)
+        except BaseException:
+            self.commp.close()
+            raise
 
     def emit(self, cid: bytes, data) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -234,10 +239,12 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
         car_path = os.path.join(out_dir, data_cid + ".car")
         os.replace(tmp, car_path)
         _fsync_dir(out_dir)
-        result = PackResult(data_cid, piece.cid, piece.padded_size, packer.car.size, car_path, [], packer.blocks)
+        result = PackResult(data_cid, piece.cid, piece.padded_size, packer.car.size, car_path, [], packer.blocks,
+                            packer.car.direct_bytes)
         return root, result
     except BaseException:
         if packer is not None:
+            packer.car.close()  # stops the writer thread before fd goes
             try:
                 packer.commp.close()
             except BaseException:
