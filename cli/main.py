@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import common
+from cli import common, deal, oneshot, prep, retrieve, run
 from cli.client import CliError
 from cli.output import fail
 
@@ -25,23 +25,11 @@ def _global(config: Optional[str] = typer.Option(None, "--config", "-c", help="P
     common.options.config_path = config
 
 
-def _register() -> None:
-    from cli import prep, run
-
-    run.register(app)
-    app.add_typer(prep.app, name="prep", help="Prepare datasets: scan into chunks, then CAR files.")
-    app.add_typer(prep.app, name="preparation", hidden=True)
-    for optional in ("cli.oneshot", "cli.deal", "cli.retrieve"):
-        try:
-            module = __import__(optional, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != optional:
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+run.register(app)
+app.add_typer(prep.app, name="prep", help="Prepare datasets: scan into chunks, then CAR files.")
+app.add_typer(prep.app, name="preparation", hidden=True)
+for module in (oneshot, deal, retrieve):
+    module.register(app)
 
 
 def main() -> None:

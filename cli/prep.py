@@ -142,13 +142,16 @@ def show_status(result: dict) -> None:
     result["chunks"] = (f"{result['generationCompleted']} completed, {result['generationInprogress']} in progress, "
                         f"{result['generationFailed']} failed, {result['generationTotal']} total")
     result["bytesDone"] = human(result.get("bytesDone"))
+    pin = result.get("indexPin") or {}
+    result["indexPinStatus"] = pin.get("status") and f"{pin['status']}" + (f" ({pin['error']})" if pin.get("error") else "")
     # A rate only means something while chunks are being built.
     result["rate"] = f"{human(result['rate'])}/s" if result.get("generationInprogress") else None
     fields = [("id", "ID"), ("name", "Name"), ("path", "Path"), ("dealSize", "Deal size"), ("minSize", "Min size"),
               ("maxSize", "Max size"), ("state", "State"), ("scanningStatus", "Scanning"),
               ("scanningError", "Scan error"), ("scanned", "Scanned"), ("chunks", "Chunks"),
               ("bytesDone", "Bytes done"), ("rate", "Rate"),
-              ("errorCount", "Unreadable"), ("skippedCount", "Skipped"), ("indexCid", "Index CID")]
+              ("errorCount", "Unreadable"), ("skippedCount", "Skipped"), ("indexCid", "Index CID"),
+              ("indexPinStatus", "IPFS pin"), ("indexError", "Index error")]
     print_fields(result, [(k, label) for k, label in fields if result.get(k) not in (None, "")])
     for problem in result.get("problems", [])[:20]:
         console.print(f"  {problem['kind']}: {problem['path']}: {problem['reason']}", highlight=False, markup=False)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 import signal
 from typing import List, Optional
@@ -31,16 +30,8 @@ MODULES = {
 NOT_BUILT = {"replication": "replication_service", "ranking": "ranking_service"}
 
 
-def available_modules() -> dict[str, tuple[str, str]]:
-    found = {}
-    for name, (section, module) in MODULES.items():
-        if importlib.util.find_spec(module) is not None:
-            found[name] = (section, module)
-    return found
-
-
 def select_modules(config: Config, names: list[str]) -> list[str]:
-    modules = available_modules()
+    modules = MODULES
     if not names:
         for name, section in NOT_BUILT.items():
             if getattr(config, section).enabled:

@@ -51,14 +51,18 @@ async def report_health(db: AsyncDatabase, worker_id: str) -> None:
     )
 
 
-async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float) -> None:
-    """Runs until cancelled; a database outage is logged and retried, never fatal."""
-    while True:
+async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float, stopping: asyncio.Event) -> None:
+    """Reports until `stopping` is set. It is stopped rather than cancelled so that no report is
+    still in flight when the worker deregisters: a late upsert would bring the record back."""
+    while not stopping.is_set():
         try:
             await report_health(db, worker_id)
         except Exception as exc:  # the worker keeps going; the maintenance task judges it
             log.warning("health report failed: %s", exc)
-        await asyncio.sleep(interval)
+        try:
+            await asyncio.wait_for(stopping.wait(), interval)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def release_expired(db: AsyncDatabase, timeout: float) -> int:

@@ -1,6 +1,7 @@
 """What a running module is given: the configuration and the shared database."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
@@ -26,3 +27,18 @@ class Runtime:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+async def run_together(*coroutines) -> None:
+    """Run until one fails or we are cancelled; then cancel the others and wait for every one to
+    finish its cleanup. (asyncio.gather returns as soon as the first child is cancelled, which
+    would close the database under the feet of the others' cleanup.)"""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -98,6 +98,8 @@ async def summary(db: AsyncDatabase, scan: dict) -> dict:
         "errorCount": await problems.count_documents({"preparationId": scan["_id"], "kind": "error"}),
         "skippedCount": await problems.count_documents({"preparationId": scan["_id"], "kind": "skipped"}),
         "indexCid": scan.get("indexCid"),
+        "indexError": scan.get("indexError"),
+        "indexPin": scan.get("indexPin"),
         "createdAt": scan["createdAt"],
         **await generation_counts(db, scan["_id"]),
     }

@@ -1,9 +1,7 @@
-import asyncio
-
 from services.preparation import maintenance
 from services.preparation.routes import routes
 from shared.api import create_app, serve
-from shared.runtime import Runtime
+from shared.runtime import Runtime, run_together
 
 
 def app(runtime: Runtime):
@@ -12,7 +10,7 @@ def app(runtime: Runtime):
 
 async def run(runtime: Runtime) -> None:
     settings = runtime.config.deal_preparation_service
-    await asyncio.gather(
+    await run_together(
         serve(app(runtime), settings.bind, settings.port),
         maintenance.run(runtime.db, settings.worker_timeout, settings.maintenance_interval),
     )

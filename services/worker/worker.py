@@ -34,18 +34,23 @@ class Worker:
         await asyncio.to_thread(generation.remove_stale_temp_files, self.config.out_dir)
         await jobs.report_health(self.db, self.id)
         log.info("worker %s started with %d slots", self.id, self.config.parallelism)
-        tasks = [asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval))]
-        tasks += [asyncio.create_task(self.slot()) for _ in range(self.config.parallelism)]
+        stopping = asyncio.Event()
+        heartbeat = asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval, stopping))
+        slots = [asyncio.create_task(self.slot()) for _ in range(self.config.parallelism)]
         try:
-            await asyncio.gather(*tasks)
+            # wait(), unlike gather(), leaves the heartbeat running when this task is cancelled.
+            await asyncio.wait([heartbeat, *slots], return_when=asyncio.FIRST_EXCEPTION)
         finally:
-            for task in tasks:
+            for task in slots:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*slots, return_exceptions=True)
+            stopping.set()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             try:
                 await self.db[models.HEALTH].delete_one({"_id": self.id})
             except Exception as exc:
                 log.warning("could not deregister worker %s: %s", self.id, exc)
+            log.info("worker %s stopped", self.id)
 
     async def slot(self) -> None:
         while True:
