@@ -6,7 +6,6 @@ can tell a client which byte span of the piece to ask a storage provider for.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +38,8 @@ class DirEntry:
         return sum(f.size for f in self.files.values()) + sum(d.total() for d in self.dirs.values())
 
 
-def _seconds(mtime) -> int | None:
-    if isinstance(mtime, dt.datetime):
-        return int(mtime.timestamp())
-    if isinstance(mtime, (int, float)) and not isinstance(mtime, bool):
-        return int(mtime)
-    return None
+def _seconds(mtime: float | None) -> int | None:
+    return None if mtime is None else int(mtime)
 
 
 def _components(relative_path: str) -> list[str]:

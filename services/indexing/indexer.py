@@ -7,7 +7,6 @@ may run (one per worker host): a lease on the request keeps two from building th
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import uuid
@@ -22,10 +21,8 @@ PIN_BACKOFF = (30, 120, 600, 3600)  # seconds before the 1st, 2nd, 3rd, ... retr
 OWNER = f"indexer-{uuid.uuid4().hex[:12]}"
 
 
-def _after(seconds: float):
-    """models.now() plus some seconds, whether now() gives datetimes or Unix seconds."""
-    now = models.now()
-    return now + (dt.timedelta(seconds=seconds) if isinstance(now, dt.datetime) else seconds)
+def _after(seconds: float) -> float:
+    return models.now() + seconds
 
 
 async def chunks_complete(db, preparation_id: str) -> list[dict] | None:
