@@ -15,6 +15,7 @@ app = typer.Typer(
     help="Prepare datasets for Filecoin, make and track deals, host and retrieve the data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold paths like NAME[/path], not markup
     add_completion=False,
 )
 
