@@ -60,6 +60,31 @@ async def test_every_chunk_becomes_a_verified_car(db, tmp_path):
     assert small["cid"] == cidlib.to_str(cidlib.raw((tmp_path / "ds/dir/small").read_bytes()))
     assert await db[models.GENERATION_FILES].count_documents({"cid": None}) == 0
     assert leftovers(tmp_path / "cars") == []
+    progress = await handlers.summary(db, await handlers.find(db, preparation))
+    assert progress["generationCompleted"] == progress["generationTotal"] == len(chunks)
+    assert progress["bytesDone"] == progress["scannedBytes"] == sum(files.values())
+
+
+async def test_progress_counts_bytes_of_chunks_in_flight(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(generation, "WATCH_INTERVAL", 0.05)
+    root = tmp_path / "ds"
+    root.mkdir()
+    write_random(root / "big.bin", 300 << 20)
+    preparation = await prepare(db, root, deal=1 << 30)
+    job = await jobs.claim(db, models.GENERATION, "gen")
+    run = GenerationRun(db, job, "gen", str(tmp_path / "cars"))
+    seen = []
+
+    async def sample():
+        while not run.stop.is_set():
+            summary = await handlers.summary(db, await handlers.find(db, preparation))
+            if summary["generationInprogress"] and summary["bytesDone"]:
+                seen.append(summary)
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(sample(), run.run())
+    assert seen, "no progress was reported while the CAR was being built"
+    assert all(0 < s["bytesDone"] <= 300 << 20 and s["rate"] > 0 for s in seen)
 
 
 async def test_a_changed_file_is_named_and_resume_retries(db, tmp_path):
