@@ -3,8 +3,9 @@
  *
  * Same interface and tree bookkeeping as shared/ipld/commp_ref.py's Hasher, which is the spec;
  * this file only makes it fast: every tree node is SHA-256 of exactly 64 bytes, so the second
- * (padding) block is a constant whose message schedule is precomputed, and with SHA-NI two
- * independent nodes are hashed interleaved to hide the sha256rnds2 latency.
+ * (padding) block is a constant whose message schedule is precomputed, and with SHA-NI two (four
+ * inside a batch's subtree) independent nodes are hashed interleaved to hide the sha256rnds2
+ * latency.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -161,6 +162,67 @@ SHANI static void node2_shani(const uint8_t *in0, const uint8_t *in1, uint8_t *o
     }
 }
 
+/* Four independent nodes interleaved: sha256rnds2 has a latency of several cycles but can issue
+ * about once per cycle on recent cores, so two lanes leave it half idle. All inputs are loaded
+ * before any output is stored (outputs may alias inputs). */
+SHANI static void node4_shani(const uint8_t *const in[4], uint8_t *const out[4]) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    const __m128i iv0 = _mm_set_epi32(0x6a09e667, 0xbb67ae85, 0x510e527f, 0x9b05688c);
+    const __m128i iv1 = _mm_set_epi32(0x3c6ef372, 0xa54ff53a, 0x1f83d9ab, 0x5be0cd19);
+    __m128i s0[4], s1[4], m[4][4], t[4];
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; l++) {
+        s0[l] = iv0; s1[l] = iv1;
+        for (int i = 0; i < 4; i++)
+            m[l][i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in[l] + 16 * i)), bswap);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+        __m128i k = _mm_loadu_si128((const __m128i *)&K[4 * i]);
+        __m128i wk[4];
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) {
+            if (i >= 4) {
+                t[l] = _mm_sha256msg1_epu32(m[l][i & 3], m[l][(i + 1) & 3]);
+                t[l] = _mm_add_epi32(t[l], _mm_alignr_epi8(m[l][(i + 3) & 3], m[l][(i + 2) & 3], 4));
+                m[l][i & 3] = _mm_sha256msg2_epu32(t[l], m[l][(i + 3) & 3]);
+            }
+            wk[l] = _mm_add_epi32(m[l][i & 3], k);
+        }
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], wk[l]);
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], _mm_shuffle_epi32(wk[l], 0x0e));
+    }
+    __m128i p0[4], p1[4];
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; l++) {
+        s0[l] = _mm_add_epi32(s0[l], iv0); s1[l] = _mm_add_epi32(s1[l], iv1);
+        p0[l] = s0[l]; p1[l] = s1[l];
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+        __m128i wk = _mm_loadu_si128((const __m128i *)&PAD_WK[4 * i]);
+        __m128i wk2 = _mm_shuffle_epi32(wk, 0x0e);
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) s1[l] = _mm_sha256rnds2_epu32(s1[l], s0[l], wk);
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) s0[l] = _mm_sha256rnds2_epu32(s0[l], s1[l], wk2);
+    }
+    const __m128i be = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
+    const __m128i mask = _mm_set_epi32(0x3fffffff, -1, -1, -1);
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; l++) {
+        __m128i a0 = _mm_add_epi32(s0[l], p0[l]), a1 = _mm_add_epi32(s1[l], p1[l]);
+        __m128i tmp = _mm_shuffle_epi32(a0, 0x1b); /* FEBA */
+        __m128i x1 = _mm_shuffle_epi32(a1, 0xb1);  /* DCHG */
+        __m128i lo = _mm_blend_epi16(tmp, x1, 0xf0);
+        __m128i hi = _mm_alignr_epi8(x1, tmp, 8);
+        _mm_storeu_si128((__m128i *)out[l], _mm_shuffle_epi8(lo, be));
+        _mm_storeu_si128((__m128i *)(out[l] + 16), _mm_and_si128(_mm_shuffle_epi8(hi, be), mask));
+    }
+}
+
 static int cpu_has_shani(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
@@ -173,6 +235,13 @@ static int cpu_has_shani(void) { return 0; }
 #endif
 
 typedef void (*node2_fn)(const uint8_t *, const uint8_t *, uint8_t *, uint8_t *);
+typedef void (*node4_fn)(const uint8_t *const[4], uint8_t *const[4]);
+
+static void node4_portable(const uint8_t *const in[4], uint8_t *const out[4]) {
+    uint8_t tmp[4][32]; /* outputs may alias inputs */
+    for (int l = 0; l < 4; l++) node_portable(in[l], tmp[l]);
+    for (int l = 0; l < 4; l++) memcpy(out[l], tmp[l], 32);
+}
 
 /* ---------- Fr32 and the tree ---------- */
 
@@ -229,18 +298,28 @@ static void push_group(Tree *t, node2_fn h2, const uint8_t *in) {
     t->groups++;
 }
 
-/* BATCH aligned groups -> one node at level GROUP_LEVEL + BATCH_LOG2, all pairs hashed two by two. */
-static void push_batch(Tree *t, node2_fn h2, const uint8_t *in) {
+/* BATCH aligned groups -> one node at level GROUP_LEVEL + BATCH_LOG2, pairs hashed four (at the
+ * top two) at a time. Node j of a row goes to leaves + 32 * j, over the pair it was made from. */
+static void push_batch(Tree *t, node2_fn h2, node4_fn h4, const uint8_t *in) {
     uint8_t leaves[BATCH * 128];
     for (int g = 0; g < BATCH; g++) fr32_expand(in + g * GROUP_IN, leaves + g * 128);
-    for (int n = BATCH * 4; n > 1; n /= 2)
-        for (int i = 0; i < n / 2; i += 2)
+    for (int n = BATCH * 4; n > 1; n /= 2) {
+        int i = 0;
+        for (; i + 4 <= n / 2; i += 4) {
+            const uint8_t *const src[4] = {leaves + 64 * i, leaves + 64 * (i + 1), leaves + 64 * (i + 2),
+                                           leaves + 64 * (i + 3)};
+            uint8_t *const dst[4] = {leaves + 32 * i, leaves + 32 * (i + 1), leaves + 32 * (i + 2),
+                                     leaves + 32 * (i + 3)};
+            h4(src, dst);
+        }
+        for (; i < n / 2; i += 2)
             h2(leaves + 64 * i, leaves + 64 * (i + 1), leaves + 32 * i, leaves + 32 * (i + 1));
+    }
     push(t, h2, GROUP_LEVEL + BATCH_LOG2, leaves);
     t->groups += BATCH;
 }
 
-static void tree_update(Tree *t, node2_fn h2, const uint8_t *p, size_t n) {
+static void tree_update(Tree *t, node2_fn h2, node4_fn h4, const uint8_t *p, size_t n) {
     if (t->buflen) {
         size_t take = GROUP_IN - t->buflen < n ? GROUP_IN - t->buflen : n;
         memcpy(t->buf + t->buflen, p, take);
@@ -252,7 +331,7 @@ static void tree_update(Tree *t, node2_fn h2, const uint8_t *p, size_t n) {
     while (n >= GROUP_IN) {
         /* Batches only once the first batch went group by group, so the spine's low levels exist. */
         if (t->groups >= BATCH && t->groups % BATCH == 0 && n >= (size_t)BATCH * GROUP_IN) {
-            push_batch(t, h2, p);
+            push_batch(t, h2, h4, p);
             p += BATCH * GROUP_IN; n -= BATCH * GROUP_IN;
         } else {
             push_group(t, h2, p);
@@ -286,6 +365,7 @@ typedef struct {
     PyObject_HEAD
     Tree tree;
     node2_fn h2;
+    node4_fn h4;
     unsigned long long total;
     int busy;
 } HasherObject;
@@ -298,8 +378,12 @@ static int Hasher_init(HasherObject *self, PyObject *args, PyObject *kw) {
     self->total = 0;
     self->busy = 0;
     self->h2 = node2_portable;
+    self->h4 = node4_portable;
 #ifdef HAVE_X86
-    if (use_shani && cpu_has_shani()) self->h2 = node2_shani;
+    if (use_shani && cpu_has_shani()) {
+        self->h2 = node2_shani;
+        self->h4 = node4_shani;
+    }
 #endif
     return 0;
 }
@@ -315,10 +399,10 @@ static PyObject *Hasher_update(HasherObject *self, PyObject *arg) {
     self->busy = 1;
     if (view.len >= 4096) {
         Py_BEGIN_ALLOW_THREADS
-        tree_update(&self->tree, self->h2, view.buf, (size_t)view.len);
+        tree_update(&self->tree, self->h2, self->h4, view.buf, (size_t)view.len);
         Py_END_ALLOW_THREADS
     } else {
-        tree_update(&self->tree, self->h2, view.buf, (size_t)view.len);
+        tree_update(&self->tree, self->h2, self->h4, view.buf, (size_t)view.len);
     }
     self->total += (unsigned long long)view.len;
     self->busy = 0;
