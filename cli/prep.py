@@ -33,10 +33,10 @@ def start(
     deal_size: Optional[str] = typer.Option(None, "--deal-size", help="Piece size, a power of two (e.g. 32GiB)."),
     min_size: Optional[str] = typer.Option(None, "--min-size", help="Smallest chunk (default 0.6 x deal size)."),
     max_size: Optional[str] = typer.Option(None, "--max-size", help="Largest chunk (default 0.9 x deal size)."),
-    wait: bool = typer.Option(False, "--wait", help="Show progress until every chunk is done."),
+    wait: bool = typer.Option(False, "--wait", help="Show progress until every chunk is a CAR and the index is built."),
     json_: bool = JSON,
 ) -> None:
-    """Create a preparation request: scan PATH into chunks, then CAR files."""
+    """Create a preparation request: scan PATH into chunks, then CAR files and the dataset index."""
     for option, value in (("--deal-size", deal_size), ("--min-size", min_size), ("--max-size", max_size)):
         parse_size_option(option, value)
     body = {"name": name, "path": os.path.abspath(path), "dealSize": deal_size, "minSize": min_size, "maxSize": max_size}
@@ -66,13 +66,15 @@ def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5) -> 
             status = client.get(f"/preparation/{preparation_id}", limit=1)
             scanning = status["scanningStatus"]
             done = status["generationCompleted"] + status["generationFailed"]
-            progress.update(task, description="scanning" if scanning == "active" else "generating",
+            progress.update(task, description="scanning" if scanning == "active" else "packing",
                             completed=done, total=status["generationTotal"] or None,
                             detail=f"{status['scannedFiles']} files, {human(status['bytesDone'])} of "
                                    f"{human(status['scannedBytes'])} packed, {human(status['rate'])}/s")
-            if scanning == "error" or (scanning == "completed" and done == status["generationTotal"]
-                                       and not generation_pending(status)):
+            indexed = status.get("indexCid") or status.get("indexError") or status["generationFailed"]
+            if scanning == "error" or (scanning == "completed" and not generation_pending(status) and indexed):
                 return client.get(f"/preparation/{preparation_id}")
+            if scanning == "completed" and not generation_pending(status):
+                progress.update(task, description="indexing")
             if scanning == "paused":
                 raise CliError(f"preparation {preparation_id} is paused")
             time.sleep(interval)

@@ -59,3 +59,22 @@ def test_unreachable_service(tmp_path, db_url):
     result = singularity(config, "prep", "list", check=False)
     assert result.returncode == 1
     assert "cannot reach the service" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_start_wait_runs_a_dataset_to_its_index(tmp_path, db_url):
+    config = write_config(tmp_path, db_url)
+    process = start(config, "preparation", "worker", log=tmp_path / "suite.log")
+    try:
+        make_tree(tmp_path / "ds", {"a.txt": 3000, "sub/b.bin": 9000, ".hidden": 10})
+        port = config.read_text().split("[deal_preparation_service]\nport = ")[1].split("\n")[0]
+        wait_http(f"http://127.0.0.1:{port}/preparations")
+        final = json.loads(singularity(config, "prep", "start", "--name", "w", "--path", str(tmp_path / "ds"),
+                                       "--deal-size", "8KiB", "--wait", "--json", timeout=120).stdout)
+        assert final["scanningStatus"] == "completed"
+        assert final["generationCompleted"] == final["generationTotal"] >= 2
+        assert final["indexCid"] and final["bytesDone"] == 12010
+        assert all(c["pieceCid"].startswith("baga6ea4seaq") for c in final["generationRequests"])
+        human = singularity(config, "prep", "status", final["id"]).stdout
+        assert final["indexCid"] in human and "completed" in human
+    finally:
+        stop(process)
