@@ -41,6 +41,16 @@ def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
         client.close()
 
 
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 @dataclass
 class EmbeddedDatabase:
     path: str  # a directory, or "memory" for a throwaway in-memory server
@@ -57,6 +67,10 @@ class EmbeddedDatabase:
         if _answers(self.host, self.port):
             log.info("reusing the database already running at %s", self.url)
             return self
+        if _port_taken(self.host, self.port):
+            raise EmbeddedDatabaseError(
+                f"port {self.host}:{self.port} is taken by a program that is not a MongoDB server "
+                "(change [database] port, or set enabled = false and give [connection] database)")
         if self.path == "memory":
             data_dir, log_dir = "memory", Path(os.environ.get("TMPDIR", "/tmp"))
         else:

@@ -21,3 +21,18 @@ def test_start_reuse_stop_and_persist(tmp_path):
         with MongoClient(again.url) as client:
             assert client.singularity.things.find_one({"_id": "kept"}) == {"_id": "kept"}
     assert (tmp_path / "db").is_dir()
+
+
+def test_a_port_taken_by_another_program_is_a_clear_error(tmp_path):
+    import socket
+
+    import pytest
+
+    from shared.embedded import EmbeddedDatabaseError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EmbeddedDatabaseError, match="taken by a program that is not a MongoDB"):
+            EmbeddedDatabase(str(tmp_path / "db"), port=port, start_timeout=10).start()

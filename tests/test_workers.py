@@ -124,3 +124,47 @@ async def test_kill_9_mid_car_another_worker_rebuilds_the_same_piece(db, db_url,
     assert (chunk["dataCid"], chunk["pieceCid"], chunk["pieceSize"], chunk["carSize"]) == \
         (reference.data_cid, reference.piece_cid, reference.piece_size, reference.car_size)
     assert (out_dir / f"{chunk['dataCid']}.car").read_bytes() == (reference_dir / f"{chunk['dataCid']}.car").read_bytes()
+
+
+async def test_a_restarted_database_loses_no_work(tmp_path):
+    from shared import database
+    from shared.embedded import EmbeddedDatabase
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = EmbeddedDatabase(str(tmp_path / "db"), port=port).start()
+    url = f"{server.url}/restart"
+    files = {f"d{i % 7}/{i:05d}.bin": 100 + i % 300 for i in range(12_000)}
+    make_tree(tmp_path / "ds", files)
+    min_size, max_size = 20_000, 30_000
+    scan = models.scanning_request("restart", str(tmp_path / "ds"), 32768, min_size, max_size)
+    client = database.client(url)
+    db = client["restart"]
+    await database.ensure_indexes(db)
+    await db[models.SCANNING].insert_one(scan)
+    suite = start(write_config(tmp_path, url), "preparation", "worker", log=tmp_path / "suite.log")
+    try:
+        async def some_chunks():
+            return (await db[models.SCANNING].find_one({"_id": scan["_id"]}))["checkpoint"]["index"] >= 2
+        await wait_for(some_chunks, interval=0.02)
+        server.process.kill()  # the database dies mid-scan...
+        server.process.wait()
+        await asyncio.sleep(2)
+        server = EmbeddedDatabase(str(tmp_path / "db"), port=port).start()  # ...and comes back
+
+        async def done():
+            try:
+                doc = await db[models.SCANNING].find_one({"_id": scan["_id"]})
+                pending = await db[models.GENERATION].count_documents({"preparationId": scan["_id"],
+                                                                        "status": {"$ne": "completed"}})
+            except Exception:
+                return False
+            return doc["status"] == "completed" and pending == 0
+        await wait_for(done)
+        chunks = await stored_chunks(db, scan["_id"])
+        assert chunks == reference_chunks(tmp_path / "ds", min_size, max_size)
+        assert_layout(chunks, files, min_size, max_size)
+    finally:
+        stop(suite)
+        await client.close()
+        server.stop()

@@ -84,8 +84,11 @@ class GenerationRun:
 
     async def run(self) -> None:
         os.makedirs(self.out_dir, exist_ok=True)
-        entries = [PackEntry(f["path"], f["relativePath"], f["start"], f["end"], f["size"], f["mtime"])
-                   async for f in self.db[models.GENERATION_FILES].find({"generationId": self.id}).sort("order", 1)]
+        files = await self.db[models.GENERATION_FILES].find(
+            {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
+        entries = [PackEntry(f["path"], f["relativePath"], f["start"], f["end"], f["size"], f["mtime"]) for f in files]
+        file_ids = [f["_id"] for f in files]
+        del files
         deal_size = await self.deal_size()
         watcher = asyncio.create_task(self.watch())
         try:
@@ -107,7 +110,7 @@ class GenerationRun:
             self.stop.set()
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        await self.save(result, entries)
+        await self.save(result, file_ids)
 
     async def deal_size(self) -> int | None:
         """Pieces of a dataset are padded to its deal size, unless the CAR outgrew it."""
@@ -132,7 +135,7 @@ class GenerationRun:
         await jobs.release(self.db, models.GENERATION, self.id, self.worker_id,
                            status=Status.ERROR.value, error=message)
 
-    async def save(self, result: PackResult, entries: list[PackEntry]) -> None:
+    async def save(self, result: PackResult, file_ids: list) -> None:
         # The block index and file CIDs first: a chunk marked completed always has them.
         blocks = self.db[models.CAR_BLOCKS]
         await blocks.delete_many({"generationId": self.id})
@@ -142,8 +145,9 @@ class GenerationRun:
             await blocks.insert_many([{**base, "cid": cid, "offset": offset, "length": length}
                                       for cid, offset, length in result.blocks[i:i + BATCH]], ordered=False)
         files = self.db[models.GENERATION_FILES]
-        updates = [UpdateOne({"generationId": self.id, "order": order}, {"$set": {"cid": cid}})
-                   for order, cid in enumerate(result.entry_cids)]
+        # By _id: the embedded server scans the collection for any other filter of an update.
+        updates = [UpdateOne({"_id": file_id}, {"$set": {"cid": cid}})
+                   for file_id, cid in zip(file_ids, result.entry_cids, strict=True)]
         for i in range(0, len(updates), BATCH):
             await files.bulk_write(updates[i:i + BATCH], ordered=False)
         saved = await jobs.release(
