@@ -60,24 +60,24 @@ async def find(db: AsyncDatabase, preparation_id: str) -> dict:
 
 
 async def generation_counts(db: AsyncDatabase, preparation_id: str) -> dict:
+    """Counts by state in one aggregation (the embedded server answers count_documents by
+    scanning the collection; a $group runs in SQL), then the few chunks being built."""
     collection = db[models.GENERATION]
-    base = {"preparationId": preparation_id}
-    bytes_done = rate = 0
-    async for doc in collection.find({**base, "status": {"$in": [Status.ACTIVE.value, Status.COMPLETED.value]}},
-                                     {"status": 1, "size": 1, "bytesDone": 1, "rate": 1, "workerId": 1}):
-        if doc["status"] == Status.COMPLETED.value:
-            bytes_done += doc["size"]
-        elif doc.get("workerId"):
-            bytes_done += doc.get("bytesDone") or 0
-            rate += doc.get("rate") or 0
+    by_status = {doc["_id"]: doc async for doc in await collection.aggregate([
+        {"$match": {"preparationId": preparation_id}},
+        {"$group": {"_id": "$status", "count": {"$sum": 1}, "size": {"$sum": "$size"}}},
+    ])}
+    building = await collection.find(
+        {"preparationId": preparation_id, "status": Status.ACTIVE.value, "workerId": {"$ne": None}},
+        {"bytesDone": 1, "rate": 1}).to_list(None)
+    completed = by_status.get(Status.COMPLETED.value, {})
     return {
-        "bytesDone": bytes_done,
-        "rate": round(rate),
-        "generationCompleted": await collection.count_documents({**base, "status": Status.COMPLETED.value}),
-        "generationInprogress": await collection.count_documents(
-            {**base, "status": Status.ACTIVE.value, "workerId": {"$ne": None}}),
-        "generationFailed": await collection.count_documents({**base, "status": Status.ERROR.value}),
-        "generationTotal": await collection.count_documents(base),
+        "generationCompleted": completed.get("count", 0),
+        "generationInprogress": len(building),
+        "generationFailed": by_status.get(Status.ERROR.value, {}).get("count", 0),
+        "generationTotal": sum(doc["count"] for doc in by_status.values()),
+        "bytesDone": completed.get("size", 0) + sum(doc.get("bytesDone") or 0 for doc in building),
+        "rate": round(sum(doc.get("rate") or 0 for doc in building)),
     }
 
 
