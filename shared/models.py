@@ -47,8 +47,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict]] = [
     (GENERATION, [("preparationId", 1), ("index", 1)], {"unique": True}),
     (GENERATION, [("status", 1), ("workerId", 1)], {}),
     (GENERATION_FILES, [("generationId", 1), ("order", 1)], {}),
-    (GENERATION_FILES, [("preparationId", 1), ("chunkIndex", 1)], {}),
-    (SCAN_PROBLEMS, [("preparationId", 1), ("chunkIndex", 1)], {}),
+    (SCAN_PROBLEMS, [("preparationId", 1), ("kind", 1)], {}),
     (SCAN_PROBLEMS, [("generationId", 1)], {}),
     (HEALTH, [("updatedAt", 1)], {}),
     (GENERATION, [("pieceCid", 1)], {}),
@@ -72,9 +71,10 @@ def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_si
         "workerId": None,
         "error": None,
         "createdAt": now(),
-        # Where an interrupted scan resumes: the next chunk index and the last entry already
-        # placed in a chunk (path components in walk order, and the byte offset reached in it).
-        "checkpoint": {"index": 0, "after": None, "offset": 0},
+        # Where an interrupted scan resumes: the next chunk index, the last entry already placed in
+        # a chunk (path components in walk order, and the byte offset reached in it), and the
+        # generation id of the chunk being filled, whose documents a resumed scan deletes.
+        "checkpoint": {"index": 0, "after": None, "offset": 0, "open": None},
         "scannedFiles": 0,
         "scannedBytes": 0,
         "indexCid": None,

@@ -132,11 +132,12 @@ async def test_file_lists_are_paginated(api, db, dataset):
     generation = models.generation_request(scan, 0, 25, 0)
     await db[models.GENERATION].insert_one(generation)
     await db[models.GENERATION_FILES].insert_many([
-        {"generationId": generation["_id"], "preparationId": scan["_id"], "chunkIndex": 0, "order": i,
-         "path": f"/x/{i}", "relativePath": str(i), "name": str(i), "size": 0, "mtime": 0.0, "start": 0, "end": 0}
+        {"generationId": generation["_id"], "preparationId": scan["_id"], "order": i,
+         "relativePath": f"d/{i}", "size": 0, "mtime": 0.0, "start": 0, "end": 0}
         for i in range(25)])
     page = await (await api.get(f"/generation/{generation['_id']}?offset=20&limit=10")).json()
     assert [f["name"] for f in page["fileList"]] == [str(i) for i in range(20, 25)]
+    assert page["fileList"][0]["path"] == f"{dataset}/d/20"
     assert page["index"] == 0 and page["name"] == "ds"
 
 

@@ -119,7 +119,8 @@ async def test_kill_9_mid_car_another_worker_rebuilds_the_same_piece(db, db_url,
     files = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"]}).sort("order", 1).to_list(None)
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
-    reference = pack_chunk([{**f, "relative_path": f["relativePath"]} for f in files], str(reference_dir),
+    reference = pack_chunk([{**f, "path": str(root / f["relativePath"]), "relative_path": f["relativePath"]}
+                            for f in files], str(reference_dir),
                            min_piece_size=deal)
     assert (chunk["dataCid"], chunk["pieceCid"], chunk["pieceSize"], chunk["carSize"]) == \
         (reference.data_cid, reference.piece_cid, reference.piece_size, reference.car_size)

@@ -1,6 +1,8 @@
 """One function per preparation API action; the routes only translate HTTP to these."""
 from __future__ import annotations
 
+import os
+
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -150,7 +152,8 @@ async def generation(db: AsyncDatabase, generation_id: str, offset: int, limit: 
         "path": doc["path"],
         "state": doc["status"],
         "fileList": [{
-            "path": f["path"], "relativePath": f["relativePath"], "name": f["name"], "size": f["size"],
+            "path": os.path.join(doc["path"], f["relativePath"]), "relativePath": f["relativePath"],
+            "name": f["relativePath"].rsplit("/", 1)[-1], "size": f["size"],
             "mtime": f["mtime"], "start": f["start"], "end": f["end"], "cid": f.get("cid"),
         } async for f in files],
         "offset": offset,

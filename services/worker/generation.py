@@ -86,7 +86,9 @@ class GenerationRun:
         os.makedirs(self.out_dir, exist_ok=True)
         files = await self.db[models.GENERATION_FILES].find(
             {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
-        entries = [PackEntry(f["path"], f["relativePath"], f["start"], f["end"], f["size"], f["mtime"]) for f in files]
+        root = self.job["path"]
+        entries = [PackEntry(os.path.join(root, f["relativePath"]), f["relativePath"], f["start"], f["end"],
+                             f["size"], f["mtime"]) for f in files]
         file_ids = [f["_id"] for f in files]
         del files
         deal_size = await self.deal_size()

@@ -1,11 +1,12 @@
 """Running one claimed ScanningRequest: walk the dataset, cut it into chunks, store each chunk as
 a GenerationRequest with its files, and checkpoint after every chunk.
 
-Crash safety: every document written for the open chunk carries its chunk index and generation id.
-A chunk becomes real only when its GenerationRequest is inserted and the checkpoint moves past it,
-so a run that starts from a checkpoint first deletes everything at or after the checkpoint's index.
-A worker that finds it no longer owns the request (paused, removed, or handed to another worker)
-deletes what it wrote for the open chunk and stops.
+Crash safety: the checkpoint names the open chunk's generation id before any document of that chunk
+is written, and every such document carries it. A chunk becomes real only when its GenerationRequest
+is inserted and the checkpoint moves past it (naming the next open chunk), so a run that starts from
+a checkpoint first deletes whatever carries the open id. A worker that finds it no longer owns the
+request (paused, removed, or handed to another worker) deletes what it wrote for its open chunk and
+stops; each run opens chunks under fresh ids, so it never deletes another run's documents.
 """
 from __future__ import annotations
 
@@ -46,11 +47,12 @@ class ScanRun:
         self.files = request.get("scannedFiles", 0)
         self.bytes = request.get("scannedBytes", 0)
         self.chunker = Chunker(request["minSize"], request["maxSize"])
-        self.open_chunk()
+        self.pending: asyncio.Task | None = None
+        self.open_chunk(models.new_id())
         self.next_check = time.monotonic() + CHECK_INTERVAL
 
-    def open_chunk(self) -> None:
-        self.generation_id = models.new_id()
+    def open_chunk(self, generation_id: str) -> None:
+        self.generation_id = generation_id
         self.file_docs: list[dict] = []
         self.problem_docs: list[dict] = []
         self.chunk_files = 0
@@ -63,8 +65,9 @@ class ScanRun:
             await jobs.release(self.db, models.SCANNING, self.id, self.worker_id,
                                status=Status.ERROR.value, error=f"dataset path is not a readable directory: {root}")
             return
-        await self.discard(index_from=self.index)
         try:
+            await self.discard(self.request["checkpoint"].get("open"))
+            await self.save_checkpoint(self.generation_id)  # name our open chunk before writing any of it
             walker = walk(root, self.after)
             while batch := await asyncio.to_thread(list, itertools.islice(walker, BATCH)):
                 for item in batch:
@@ -86,25 +89,28 @@ class ScanRun:
                 await self.close_chunk()
             await self.complete()
         except Lost:
-            await self.discard(generation_id=self.generation_id)
+            await asyncio.gather(self.settle(), return_exceptions=True)  # nothing may land after the discard
+            await self.discard(self.generation_id)
             log.info("scan of %s stopped: no longer ours", self.id)
+        finally:
+            if self.pending is not None:  # stopped by an error or a cancellation
+                self.pending.cancel()
+                await asyncio.gather(self.pending, return_exceptions=True)
 
     def place(self, entry: Entry) -> None:
-        file = entry.file
         if entry.start == 0:
             self.files += 1
         self.bytes += entry.end - entry.start
         self.chunk_bytes += entry.end - entry.start
+        # Absolute path and name are derived from the dataset root: every byte stored per file costs
+        # scan speed on the embedded server.
         self.file_docs.append({
             "generationId": self.generation_id,
             "preparationId": self.id,
-            "chunkIndex": self.index,
             "order": self.chunk_files,
-            "path": file.path,
-            "relativePath": file.relative_path,
-            "name": file.components[-1],
-            "size": file.size,
-            "mtime": file.mtime,
+            "relativePath": entry.file.relative_path,
+            "size": entry.file.size,
+            "mtime": entry.file.mtime,
             "start": entry.start,
             "end": entry.end,
         })
@@ -112,16 +118,29 @@ class ScanRun:
         self.last = entry
 
     def problem_doc(self, problem: Problem) -> dict:
-        return {"generationId": self.generation_id, "preparationId": self.id, "chunkIndex": self.index,
+        return {"generationId": self.generation_id, "preparationId": self.id,
                 "kind": problem.kind, "path": problem.path, "reason": problem.reason}
 
-    async def flush(self) -> None:
-        if self.file_docs:
-            await self.db[models.GENERATION_FILES].insert_many(self.file_docs, ordered=False)
-            self.file_docs = []
-        if self.problem_docs:
-            await self.db[models.SCAN_PROBLEMS].insert_many(self.problem_docs, ordered=False)
-            self.problem_docs = []
+    async def flush(self, wait: bool = False) -> None:
+        """Send the buffered documents. The insert runs while the walk goes on (the database
+        server has a core of its own); the next flush waits for it first, and a chunk's commit
+        passes wait=True, so no chunk is committed before its files are stored."""
+        await self.settle()
+        batches = [(models.GENERATION_FILES, self.file_docs), (models.SCAN_PROBLEMS, self.problem_docs)]
+        self.file_docs, self.problem_docs = [], []
+        self.pending = asyncio.create_task(self.insert(batches))
+        if wait:
+            await self.settle()
+
+    async def insert(self, batches: list[tuple[str, list[dict]]]) -> None:
+        for collection, docs in batches:
+            if docs:
+                await self.db[collection].insert_many(docs, ordered=False)
+
+    async def settle(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            await pending
 
     async def check(self) -> None:
         if time.monotonic() >= self.next_check:
@@ -129,17 +148,24 @@ class ScanRun:
             if not await jobs.still_ours(self.db, models.SCANNING, self.id, self.worker_id):
                 raise Lost()
 
-    def checkpoint(self) -> dict:
+    def checkpoint(self, open_id: str | None) -> dict:
         return {
             "checkpoint": {"index": self.index, "after": list(self.last.file.components) if self.last else
                            (list(self.after) if self.after else None),
-                           "offset": self.last.end if self.last else self.offset},
+                           "offset": self.last.end if self.last else self.offset, "open": open_id},
             "scannedFiles": self.files,
             "scannedBytes": self.bytes,
         }
 
+    async def save_checkpoint(self, open_id: str | None, **fields) -> None:
+        result = await self.db[models.SCANNING].update_one(
+            {"_id": self.id, "workerId": self.worker_id, "status": Status.ACTIVE.value},
+            {"$set": {**self.checkpoint(open_id), **fields}})
+        if result.matched_count != 1:
+            raise Lost()
+
     async def close_chunk(self) -> None:
-        await self.flush()
+        await self.flush(wait=True)
         generation = models.generation_request(self.request, self.index, self.chunk_files, self.chunk_bytes)
         generation["_id"] = self.generation_id
         try:
@@ -147,35 +173,25 @@ class ScanRun:
         except DuplicateKeyError:
             raise Lost() from None  # another worker already wrote this chunk
         self.index += 1
-        result = await self.db[models.SCANNING].update_one(
-            {"_id": self.id, "workerId": self.worker_id, "status": Status.ACTIVE.value},
-            {"$set": self.checkpoint()})
-        if result.matched_count != 1:
-            raise Lost()
+        next_id = models.new_id()
+        await self.save_checkpoint(next_id)
         self.after = tuple(self.last.file.components)
         self.offset = self.last.end
-        self.open_chunk()
+        self.open_chunk(next_id)
 
     async def complete(self) -> None:
-        await self.flush()
-        result = await self.db[models.SCANNING].update_one(
-            {"_id": self.id, "workerId": self.worker_id, "status": Status.ACTIVE.value},
-            {"$set": {**self.checkpoint(), "status": Status.COMPLETED.value, "workerId": None,
-                      "scannedBy": self.worker_id, "scanCompletedAt": models.now()}})
-        if result.matched_count != 1:
-            raise Lost()
+        await self.flush(wait=True)
+        await self.save_checkpoint(None, status=Status.COMPLETED.value, workerId=None,
+                                   scannedBy=self.worker_id, scanCompletedAt=models.now())
         log.info("scan of %s completed: %d files, %d bytes, %d chunks", self.id, self.files, self.bytes, self.index)
 
-    async def discard(self, index_from: int | None = None, generation_id: str | None = None) -> None:
-        """Delete chunk documents at or past an index, or those of one unfinished chunk."""
-        if generation_id is not None:
-            query = {"generationId": generation_id}
-            await self.db[models.GENERATION].delete_one({"_id": generation_id})
-        else:
-            query = {"preparationId": self.id, "chunkIndex": {"$gte": index_from}}
-            await self.db[models.GENERATION].delete_many({"preparationId": self.id, "index": {"$gte": index_from}})
-        await self.db[models.GENERATION_FILES].delete_many(query)
-        await self.db[models.SCAN_PROBLEMS].delete_many(query)
+    async def discard(self, generation_id: str | None) -> None:
+        """Delete everything of an unfinished chunk."""
+        if generation_id is None:
+            return
+        await self.db[models.GENERATION].delete_one({"_id": generation_id})
+        await self.db[models.GENERATION_FILES].delete_many({"generationId": generation_id})
+        await self.db[models.SCAN_PROBLEMS].delete_many({"generationId": generation_id})
 
 
 async def scan(db: AsyncDatabase, request: dict, worker_id: str) -> None:

@@ -60,8 +60,7 @@ async def prepare(db, config, root: Path, name: str, max_chunk: int, complete: b
         gen = models.generation_request(scan, index, len(entries), sum(e["end"] - e["start"] for e in entries))
         result = pack_chunk(entries, out_dir, collect_blocks=True)
         await db[models.GENERATION_FILES].insert_many([
-            {"generationId": gen["_id"], "preparationId": scan["_id"], "chunkIndex": index, "order": order,
-             "path": e["path"], "relativePath": e["relative_path"], "name": e["relative_path"].rsplit("/", 1)[-1],
+            {"generationId": gen["_id"], "preparationId": scan["_id"], "order": order, "relativePath": e["relative_path"],
              "size": e["size"], "mtime": e["mtime"], "start": e["start"], "end": e["end"], "cid": cid}
             for order, (e, cid) in enumerate(zip(entries, result.entry_cids))])
         base = {"generationId": gen["_id"], "preparationId": scan["_id"], "dataCid": result.data_cid,
