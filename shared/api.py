@@ -22,7 +22,6 @@ CONFIG = web.AppKey("config", Config)
 
 class ApiError(Exception):
     status = 400
-    error = "invalid parameter"
 
     def __init__(self, message: str, detail: Any = None):
         super().__init__(message)
@@ -36,22 +35,18 @@ class InvalidParameter(ApiError):
 
 class NotFound(ApiError):
     status = 404
-    error = "not found"
 
 
 class Duplicate(ApiError):
     status = 409
-    error = "duplicate"
 
 
 class Conflict(ApiError):
     status = 409
-    error = "conflict"
 
 
 class Unavailable(ApiError):
     status = 503
-    error = "unavailable"
 
 
 def _default(value: Any) -> Any:

@@ -53,3 +53,21 @@ def config(tmp_path, db_url) -> config_module.Config:
         },
         "http_hosting_service": {"car_dir": str(tmp_path / "cars")},
     })
+
+
+@pytest.fixture
+async def serve_app():
+    """`client = await serve_app(app)`: an aiohttp test client on a real socket, closed afterwards."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    clients = []
+
+    async def start(app):
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()

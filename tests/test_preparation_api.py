@@ -1,6 +1,5 @@
 """The preparation API: shapes of the design doc, and bad input refused with nothing written."""
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from services.preparation.routes import routes
 from shared import config as config_module
@@ -10,11 +9,8 @@ from tests.scan_helpers import make_tree
 
 
 @pytest.fixture
-async def api(db, config):
-    client = TestClient(TestServer(create_app(config, db, routes)))
-    await client.start_server()
-    yield client
-    await client.close()
+async def api(db, config, serve_app):
+    return await serve_app(create_app(config, db, routes))
 
 
 @pytest.fixture
@@ -141,19 +137,15 @@ async def test_file_lists_are_paginated(api, db, dataset):
     assert page["index"] == 0 and page["name"] == "ds"
 
 
-async def test_api_token_is_required_when_set(db, dataset, config):
+async def test_api_token_is_required_when_set(db, dataset, config, serve_app):
     config.connection.api_token = "s3cret"
-    client = TestClient(TestServer(create_app(config, db, routes)))
-    await client.start_server()
-    try:
-        response = await client.get("/preparations")
-        assert response.status == 401 and "token" in (await response.json())["error"]
-        response = await client.get("/preparations", headers={"Authorization": "Bearer wrong"})
-        assert response.status == 401
-        response = await client.get("/preparations", headers={"Authorization": "Bearer s3cret"})
-        assert response.status == 200
-    finally:
-        await client.close()
+    client = await serve_app(create_app(config, db, routes))
+    response = await client.get("/preparations")
+    assert response.status == 401 and "token" in (await response.json())["error"]
+    response = await client.get("/preparations", headers={"Authorization": "Bearer wrong"})
+    assert response.status == 401
+    response = await client.get("/preparations", headers={"Authorization": "Bearer s3cret"})
+    assert response.status == 200
 
 
 def test_services_bind_loopback_by_default():

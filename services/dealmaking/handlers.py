@@ -21,12 +21,10 @@ POLL_INTERVAL = 0.1
 
 class DealRejected(ApiError):
     status = 422
-    error = "deal proposal rejected"
 
 
 class DealFailed(ApiError):
     status = 502
-    error = "deal proposal failed"
 
 
 def public(deal: dict) -> dict:

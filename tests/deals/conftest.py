@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from services.dealmaking.routes import routes
 from services.dealmaking.validation import encode_address
@@ -76,11 +75,8 @@ def deal_config(config, fake_boost, lotus):
 
 
 @pytest.fixture
-async def api(deal_config, db):
-    client = TestClient(TestServer(create_app(deal_config, db, routes)))
-    await client.start_server()
-    yield client
-    await client.close()
+async def api(deal_config, db, serve_app):
+    return await serve_app(create_app(deal_config, db, routes))
 
 
 @pytest.fixture
