@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 # Piped output is read by people in logs and by grep: do not fold it at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() else 240)
 
 
 def print_json(data: Any) -> None:
