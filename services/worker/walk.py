@@ -34,6 +34,19 @@ class Problem:
     reason: str
 
 
+def printable(path: str) -> str:
+    """A path as storable text: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir decodes such bytes to lone surrogates
+        return False
+    return True
+
+
 def walk(root: str, after: Components | None = None) -> Iterator[File | Problem]:
     """Files under root in sorted order; with `after`, only those sorting after it, plus `after`
     itself (the caller decides how much of that file remains)."""
@@ -56,6 +69,11 @@ def _walk(directory: str, prefix: Components, after: Components | None) -> Itera
             inside = components == head
         else:
             inside = False
+        if not _is_utf8(entry.name):
+            # The database stores text as UTF-8 and the index names entries with it; such a name
+            # would make every retry of the scan fail on the same file.
+            yield Problem("error", printable(entry.path), "name is not valid UTF-8 (rename it to include it)")
+            continue
         try:
             if entry.is_symlink():
                 yield Problem("skipped", entry.path, "symbolic link (not followed)")
