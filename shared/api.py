@@ -150,6 +150,10 @@ class Body:
             return None
         if not isinstance(value, str) or not value.strip():
             raise InvalidParameter(f"{key} must be a non-empty string")
+        # JSON can carry lone surrogates ("\udcff") and NULs; neither can be stored (BSON strings
+        # are UTF-8) or used as a path, so they are bad input here rather than a 500 later.
+        if "\x00" in value or not _is_utf8(value):
+            raise InvalidParameter(f"{key} must be valid UTF-8 text without NUL characters")
         return value
 
     def int(self, key: str, required: bool = True, minimum: int | None = None) -> int | None:
@@ -178,6 +182,14 @@ class Body:
             return parse_size(value)
         except ValueError as exc:
             raise InvalidParameter(f"{key}: {exc}") from None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def pagination(request: web.Request, default_limit: int = 100, max_limit: int = 10_000) -> tuple[int, int]:

@@ -4,13 +4,20 @@ import os
 
 import pytest
 
+from services.preparation.routes import routes
 from services.worker.scanning import ScanRun
 from services.worker.walk import Problem, walk
 from shared import jobs, models
+from shared.api import create_app
 from tests.scan_helpers import make_tree
 
 # A file name that is not UTF-8 (Latin-1 "é"), as old archives and other OSes leave them.
 BAD_NAME = os.fsdecode(b"caf\xe9.txt")
+
+
+@pytest.fixture
+async def api(db, config, serve_app):
+    return await serve_app(create_app(config, db, routes))
 
 
 async def scan_once(db, root, name="ds", deal=1 << 20):
@@ -41,3 +48,34 @@ async def test_a_name_that_is_not_utf8_does_not_stop_the_scan(db, tmp_path):
     assert scan["status"] == "completed" and scan["scannedFiles"] == 2
     problems = await db[models.SCAN_PROBLEMS].find({"preparationId": scan["_id"]}).to_list(None)
     assert sorted(p["kind"] for p in problems) == ["error", "error"]
+
+
+@pytest.mark.parametrize("field,value", [("name", "x\udcff"), ("path", "{dataset}\udcff"), ("path", "{dataset}\x00")])
+async def test_unstorable_strings_are_a_400(api, db, tmp_path, field, value):
+    make_tree(tmp_path / "dataset", {"a": 1})
+    make_tree(tmp_path / os.fsdecode(b"dataset\xff"), {"a": 1})  # so that the path exists
+    body = {"name": "x", "path": str(tmp_path / "dataset")}
+    body[field] = value.replace("{dataset}", str(tmp_path / "dataset"))
+    response = await api.post("/preparation", json=body)
+    assert response.status == 400, await response.text()
+    assert field in (await response.json())["error"]
+    assert await db[models.SCANNING].count_documents({}) == 0
+
+
+async def test_a_dataset_reached_through_a_non_utf8_symlink_target_is_a_400(api, db, tmp_path):
+    target = tmp_path / os.fsdecode(b"data\xff")
+    make_tree(target, {"a": 1})
+    os.symlink(target, tmp_path / "link")
+    response = await api.post("/preparation", json={"name": "x", "path": str(tmp_path / "link")})
+    assert response.status == 400, await response.text()
+    assert await db[models.SCANNING].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("deal_size", [0, "0", "0 GiB"])
+async def test_a_zero_deal_size_is_refused_not_replaced_by_the_default(api, db, tmp_path, deal_size):
+    make_tree(tmp_path / "dataset", {"a": 1})
+    response = await api.post("/preparation", json={"name": "x", "path": str(tmp_path / "dataset"),
+                                                    "dealSize": deal_size})
+    assert response.status == 400
+    assert "dealSize" in (await response.json())["error"]
+    assert await db[models.SCANNING].count_documents({}) == 0

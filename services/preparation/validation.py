@@ -25,7 +25,8 @@ def new_preparation(body: Body, default_deal_size: int) -> NewPreparation:
     if len(name) > 200:
         raise InvalidParameter("name must be at most 200 characters")
     path = dataset_path(body.str("path"))
-    deal_size = body.size("dealSize", required=False) or default_deal_size
+    deal_size = body.size("dealSize", required=False)
+    deal_size = default_deal_size if deal_size is None else deal_size  # 0 is bad input, not "default"
     if deal_size & (deal_size - 1) or not MIN_DEAL_SIZE <= deal_size <= MAX_DEAL_SIZE:
         raise InvalidParameter("dealSize must be a power of two between 256 B and 64 GiB", deal_size)
     min_size = body.size("minSize", required=False)
@@ -48,6 +49,11 @@ def dataset_path(raw: str) -> str:
     path = os.path.realpath(os.path.expanduser(raw))
     if not os.path.isdir(path):
         raise InvalidParameter("path must be an existing directory", raw)
+    try:
+        path.encode("utf-8")  # a symlink may lead to a name the database cannot store
+    except UnicodeEncodeError:
+        raise InvalidParameter("path must be valid UTF-8 (rename the directory)",
+                               os.fsencode(path).decode("utf-8", "backslashreplace")) from None
     if not os.access(path, os.R_OK | os.X_OK):
         raise InvalidParameter("path is not readable", raw)
     return path
