@@ -79,3 +79,43 @@ async def test_a_zero_deal_size_is_refused_not_replaced_by_the_default(api, db, 
     assert response.status == 400
     assert "dealSize" in (await response.json())["error"]
     assert await db[models.SCANNING].count_documents({}) == 0
+
+
+async def test_a_job_failing_on_a_bug_becomes_an_error_instead_of_blocking_the_queue(db, config):
+    from services.worker.worker import Worker
+
+    worker = Worker(db, config)
+    tried = []
+
+    async def broken(db_, job, worker_id):
+        tried.append(job["name"])
+        if job["name"] == "bad":
+            raise RuntimeError("boom")
+        await jobs.release(db_, models.SCANNING, job["_id"], worker_id, status="completed")
+
+    worker.handlers = [(models.SCANNING, broken)]
+    for name in ("bad", "good"):
+        await db[models.SCANNING].insert_one(models.scanning_request(name, "/x", 1024, 600, 900))
+    assert await worker.run_one() and await worker.run_one()
+    assert not await worker.run_one()
+    assert tried == ["bad", "good"]  # the failing request was not claimed again ahead of the next
+    bad = await db[models.SCANNING].find_one({"name": "bad"})
+    assert bad["status"] == "error" and bad["workerId"] is None and "boom" in bad["error"]
+
+
+async def test_a_database_error_still_hands_the_job_back_unchanged(db, config):
+    from pymongo.errors import AutoReconnect
+
+    from services.worker.worker import Worker
+
+    worker = Worker(db, config)
+
+    async def db_down(db_, job, worker_id):
+        raise AutoReconnect("connection refused")
+
+    worker.handlers = [(models.SCANNING, db_down)]
+    await db[models.SCANNING].insert_one(models.scanning_request("ds", "/x", 1024, 600, 900))
+    with pytest.raises(AutoReconnect):
+        await worker.run_one()
+    scan = await db[models.SCANNING].find_one({})
+    assert scan["status"] == "active" and scan["workerId"] is None and scan["error"] is None

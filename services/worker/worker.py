@@ -8,10 +8,12 @@ import uuid
 from typing import Awaitable, Callable
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from services.worker import generation, scanning
 from shared import jobs, models
 from shared.config import Config
+from shared.models import Status
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +71,32 @@ class Worker:
                 continue
             try:
                 await handler(self.db, job, self.id)
-            except BaseException as exc:
-                if not isinstance(exc, asyncio.CancelledError):
-                    log.exception("%s %s failed; handing it back", collection, job["_id"])
+            except Exception as exc:
+                if isinstance(exc, PyMongoError):
+                    # The database is away: the job itself is fine, so it goes back to the pool as it
+                    # is and completes once the database answers again.
+                    log.warning("%s %s interrupted (%s); handing it back", collection, job["_id"], exc)
+                    await asyncio.shield(self.hand_back(collection, job["_id"]))
+                    raise
+                # Anything else fails the same way on every retry: handed back as it was, the job
+                # would be claimed again at once, forever, ahead of every later job. It becomes an
+                # error the user sees; resuming the preparation retries it.
+                log.exception("%s %s failed", collection, job["_id"])
+                await asyncio.shield(self.hand_back(collection, job["_id"], status=Status.ERROR.value,
+                                                    error=f"internal error: {type(exc).__name__}: {exc}"))
+            except BaseException:  # cancelled: another worker takes the job up
                 await asyncio.shield(self.hand_back(collection, job["_id"]))
                 raise
             return True
         return False
 
-    async def hand_back(self, collection: str, job_id: str) -> None:
-        """Unassign a job we stopped working on, retrying while the database is away."""
+    async def hand_back(self, collection: str, job_id: str, **fields) -> None:
+        """Unassign a job we stopped working on (optionally changing it), retrying while the
+        database is away."""
         delay = 0.5
         while True:
             try:
-                await jobs.release(self.db, collection, job_id, self.id)
+                await jobs.release(self.db, collection, job_id, self.id, **fields)
                 return
             except Exception as exc:
                 log.warning("cannot hand back %s %s yet: %s", collection, job_id, exc)
