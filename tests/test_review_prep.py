@@ -119,3 +119,55 @@ async def test_a_database_error_still_hands_the_job_back_unchanged(db, config):
         await worker.run_one()
     scan = await db[models.SCANNING].find_one({})
     assert scan["status"] == "active" and scan["workerId"] is None and scan["error"] is None
+
+
+async def generate_all(db, out_dir):
+    from services.worker.generation import GenerationRun
+
+    while job := await jobs.claim(db, models.GENERATION, "gen"):
+        await GenerationRun(db, job, "gen", str(out_dir)).run()
+
+
+def same_stat(path, like):
+    st = os.stat(like)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("swap", ["file", "directory"])
+async def test_a_name_swapped_for_a_symlink_after_the_scan_never_pulls_outside_data_in(db, tmp_path, swap):
+    # A dataset owner can give a file the size and mtime of a file outside the dataset, let the scan
+    # record it, then swap it (or a directory above it) for a link: the worker must not follow.
+    outside = tmp_path / "outside"
+    make_tree(outside, {"sub/a": 0})
+    (outside / "sub/a").write_bytes(b"SECRET")
+    make_tree(tmp_path / "ds", {"sub/a": 0})
+    (tmp_path / "ds/sub/a").write_bytes(b"public")
+    same_stat(tmp_path / "ds/sub/a", outside / "sub/a")
+    scan = await scan_once(db, tmp_path / "ds")
+    if swap == "file":
+        os.unlink(tmp_path / "ds/sub/a")
+        os.symlink(outside / "sub/a", tmp_path / "ds/sub/a")
+    else:
+        os.rename(tmp_path / "ds/sub", tmp_path / "old-sub")
+        os.symlink(outside / "sub", tmp_path / "ds/sub")
+    await generate_all(db, tmp_path / "cars")
+    chunk = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
+    assert chunk["status"] == "error" and "sub/a" in chunk["error"]
+    for name in os.listdir(tmp_path / "cars"):
+        assert b"SECRET" not in (tmp_path / "cars" / name).read_bytes()
+
+
+async def test_a_file_swapped_for_a_fifo_after_the_scan_fails_instead_of_hanging(db, tmp_path):
+    make_tree(tmp_path / "ds", {"a": 0, "b": 5})
+    scan = await scan_once(db, tmp_path / "ds")
+    os.unlink(tmp_path / "ds/a")
+    os.mkfifo(tmp_path / "ds/a")
+    try:
+        await asyncio.wait_for(generate_all(db, tmp_path / "cars"), 20)
+    finally:  # free a reader stuck in open() so the test run can end either way
+        try:
+            os.close(os.open(tmp_path / "ds/a", os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    chunk = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
+    assert chunk["status"] == "error" and "regular file" in chunk["error"]

@@ -88,7 +88,7 @@ class GenerationRun:
             {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
         root = self.job["path"]
         entries = [PackEntry(os.path.join(root, f["relativePath"]), f["relativePath"], f["start"], f["end"],
-                             f["size"], f["mtime"]) for f in files]
+                             f["size"], f["mtime"], root) for f in files]
         file_ids = [f["_id"] for f in files]
         del files
         deal_size = await self.deal_size()

@@ -5,6 +5,7 @@ CAR; a second thread runs commP over the same bytes (the C extension releases th
 two cores are busy. Memory is bounded by a small pool of chunk buffers that go back to the
 reader only once commP is done with them.
 """
+import errno
 import math
 import os
 import queue
@@ -46,6 +47,9 @@ class PackEntry:
     end: int
     size: int  # st_size at scan time
     mtime: float | None  # st_mtime at scan time; None skips the check
+    # The directory relative_path lies in, when path is root + "/" + relative_path: then the file
+    # is opened beneath it without following any symbolic link (see _open_source).
+    root: str | None = None
 
 
 @dataclass
@@ -140,7 +144,7 @@ class _Packer:
 
     def file(self, e: PackEntry) -> Link:
         try:
-            with open(e.path, "rb", buffering=0) as f:
+            with open(_open_source(e), "rb", buffering=0) as f:
                 _check(e, os.fstat(f.fileno()))
                 if hasattr(os, "posix_fadvise"):  # a larger readahead window; a hint only
                     os.posix_fadvise(f.fileno(), e.start, e.end - e.start, os.POSIX_FADV_SEQUENTIAL)
@@ -175,6 +179,35 @@ class _Packer:
                 cids[child[0]] = link.cid
             links.append((name.encode("utf-8", "surrogateescape"), link))
         return unixfs.directory(links, self.emit)
+
+
+def _open_source(e: PackEntry) -> int:
+    """A read-only fd of e.path. O_NONBLOCK: a file swapped for a FIFO after the scan would block
+    open() forever (the fstat check then refuses it; reads of regular files ignore the flag).
+
+    With e.root, each component of relative_path is opened beneath root with O_NOFOLLOW: a file or
+    directory swapped for a symbolic link after the scan must not pull data from outside the
+    dataset into a CAR, even when the link target has the size and mtime recorded at scan time."""
+    if e.root is None:
+        return os.open(e.path, os.O_RDONLY | os.O_NONBLOCK)
+    fd = os.open(e.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        parts = e.relative_path.split("/")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (or a file) where we want none
+                    raise SourceChanged(e.path, "is now a symbolic link or not a directory (not followed)") from exc
+                raise
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_full(f, view: memoryview) -> int:
@@ -334,7 +367,8 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
                 kept += 1
             elif d.is_file(follow_symlinks=False):
                 st = d.stat(follow_symlinks=False)
-                files.append(PackEntry(os.path.abspath(d.path), child_rel, 0, st.st_size, st.st_size, st.st_mtime))
+                files.append(PackEntry(os.path.abspath(d.path), child_rel, 0, st.st_size, st.st_size, st.st_mtime,
+                                       os.path.abspath(root)))
                 kept += 1
         if not kept and rel:
             empty.append(rel)
