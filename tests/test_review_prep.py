@@ -1,6 +1,7 @@
 """Edge cases found reviewing the preparation side: odd names, odd requests, failing jobs."""
 import asyncio
 import os
+import time
 
 import pytest
 
@@ -171,3 +172,30 @@ async def test_a_file_swapped_for_a_fifo_after_the_scan_fails_instead_of_hanging
             pass
     chunk = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
     assert chunk["status"] == "error" and "regular file" in chunk["error"]
+
+
+async def test_a_running_worker_removes_temporary_cars_that_age_while_it_runs(db, config, monkeypatch):
+    from services.worker import generation
+    from services.worker.worker import Worker
+
+    monkeypatch.setattr(generation, "STALE_SWEEP_INTERVAL", 0.1)
+    out_dir = config.deal_preparation_worker.out_dir
+    os.makedirs(out_dir)
+    task = asyncio.create_task(Worker(db, config).run())
+    try:
+        await asyncio.sleep(0.3)
+        # Left by a crash just before this worker started, so too young to remove then; later it
+        # has aged past STALE_TEMP_AGE while the worker is still running.
+        left = os.path.join(out_dir, ".pack-crashed.car.tmp")
+        with open(left, "wb") as f:
+            f.write(b"partial")
+        aged = time.time() - 2 * generation.STALE_TEMP_AGE
+        os.utime(left, (aged, aged))
+        for _ in range(50):
+            if not os.path.exists(left):
+                break
+            await asyncio.sleep(0.1)
+        assert not os.path.exists(left)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -27,6 +27,7 @@ WATCH_INTERVAL = 1.0  # seconds between ownership checks and progress reports
 BATCH = 1000
 # A temporary CAR untouched this long belongs to a worker that died: a live pack writes every block.
 STALE_TEMP_AGE = 3600.0
+STALE_SWEEP_INTERVAL = 600.0  # seconds between the worker's looks for them
 
 
 def remove_stale_temp_files(out_dir: str, max_age: float = STALE_TEMP_AGE) -> int:

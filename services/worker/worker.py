@@ -33,12 +33,12 @@ class Worker:
         self.handlers = job_handlers(config)
 
     async def run(self) -> None:
-        await asyncio.to_thread(generation.remove_stale_temp_files, self.config.out_dir)
         await jobs.report_health(self.db, self.id)
         log.info("worker %s started with %d slots", self.id, self.config.parallelism)
         stopping = asyncio.Event()
         heartbeat = asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval, stopping))
         slots = [asyncio.create_task(self.slot()) for _ in range(self.config.parallelism)]
+        slots.append(asyncio.create_task(self.sweep_temp_files()))
         try:
             # wait(), unlike gather(), leaves the heartbeat running when this task is cancelled.
             await asyncio.wait([heartbeat, *slots], return_when=asyncio.FIRST_EXCEPTION)
@@ -53,6 +53,17 @@ class Worker:
             except Exception as exc:
                 log.warning("could not deregister worker %s: %s", self.id, exc)
             log.info("worker %s stopped", self.id)
+
+    async def sweep_temp_files(self) -> None:
+        """Remove the temporary CARs of dead workers now and then, not only at start: a worker
+        restarted right after a crash finds them too young to remove, and would otherwise keep
+        them (up to a deal size each) until its next restart."""
+        while True:
+            try:
+                await asyncio.to_thread(generation.remove_stale_temp_files, self.config.out_dir)
+            except OSError as exc:
+                log.warning("cannot clean temporary CARs in %s: %s", self.config.out_dir, exc)
+            await asyncio.sleep(generation.STALE_SWEEP_INTERVAL)
 
     async def slot(self) -> None:
         while True:
