@@ -49,6 +49,9 @@ def start(
             show_status(final)
         if final["scanningStatus"] == "error" or final.get("generationFailed"):
             raise CliError("the preparation finished with errors (see above)")
+        if not final.get("indexCid") and final.get("indexError"):
+            # The chunks are CARs, but without the index nothing can be retrieved by path.
+            raise CliError(f"the dataset index could not be built: {final['indexError']}")
         return
     if json_:
         print_json(created)

@@ -199,3 +199,29 @@ async def test_a_running_worker_removes_temporary_cars_that_age_while_it_runs(db
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_start_wait_fails_when_the_dataset_index_cannot_be_built(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import prep
+    from cli.main import app
+
+    final = {"id": "p1", "name": "x", "path": str(tmp_path), "dealSize": "1 MiB", "minSize": "1", "maxSize": "2",
+             "state": "active", "scanningStatus": "completed", "scanningError": None, "scannedFiles": 1,
+             "scannedBytes": 1, "errorCount": 0, "skippedCount": 0, "indexCid": None,
+             "indexError": "unusable relativePath 'x\\\\y'", "indexPin": None, "generationCompleted": 1,
+             "generationInprogress": 0, "generationFailed": 0, "generationTotal": 1, "bytesDone": 1, "rate": 0,
+             "generationRequests": [], "problems": []}
+
+    class FakeApi:
+        def post(self, path, body):
+            return {"id": "p1"}
+
+        def get(self, path, **query):
+            return final
+
+    monkeypatch.setattr(prep, "api", FakeApi)
+    result = CliRunner().invoke(app, ["prep", "start", "--name", "x", "--path", str(tmp_path), "--wait", "--json"])
+    assert result.exit_code != 0
+    assert "index" in str(result.exception)
