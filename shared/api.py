@@ -119,8 +119,10 @@ async def read_body(request: web.Request) -> "Body":
     raw = await request.read()
     try:
         data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidParameter("request body is not valid JSON", str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers past Python's digit
+        # limit; RecursionError, arrays or objects nested thousands deep.
+        raise InvalidParameter("request body is not valid JSON", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise InvalidParameter("request body must be a JSON object")
     return Body(data)
