@@ -65,7 +65,9 @@ def parse(body: Body) -> Proposal:
         raise InvalidParameter("carSize is required for an online deal (one with a url)")
     duration = body.int("duration", required=False)
     duration = v.DEFAULT_DURATION if duration is None else v.duration("duration", duration)
-    start_epoch = body.int("startEpoch", required=False, minimum=0)
+    start_epoch = body.int("startEpoch", required=False)
+    if start_epoch is not None:
+        start_epoch = v.start_epoch("startEpoch", start_epoch)
     raw_price = body.data.get("price")
     price = None if raw_price is None else v.price("price", raw_price)
     verified = body.bool("verified", required=False)

@@ -21,6 +21,12 @@ MAX_DURATION = 1278 * EPOCHS_PER_DAY
 DEFAULT_DURATION = MIN_DURATION
 MIN_PIECE_SIZE = 128  # the smallest Fr32-padded piece
 MAX_PIECE_SIZE = 64 * 2**30
+# Epochs are int64 on chain (and in BSON); ~2.9 million years of 30 s epochs is plenty.
+MAX_START_EPOCH = 2**52
+# Far above the whole FIL supply (2e27 attoFIL); bounds the number before it is built.
+MAX_PRICE_DIGITS = 40
+# An exported wallet key is a few hundred bytes of hex.
+MAX_KEY_FILE = 64 * 1024
 
 FIL_COMMITMENT_UNSEALED = 0xF101
 SHA2_256_TRUNC254_PADDED = 0x1012
@@ -124,11 +130,21 @@ def duration(field: str, value: int) -> int:
 
 
 def http_url(field: str, value: str) -> str:
-    parts = urlsplit(value)
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InvalidParameter(f"{field} must not contain whitespace or control characters", value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # raises ValueError when out of range
+    except ValueError as exc:
+        raise InvalidParameter(f"{field} is not a valid URL: {exc}", value) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidParameter(f"{field} must be an http:// or https:// URL (omit it for an offline deal)", value)
-    if any(ch.isspace() for ch in value):
-        raise InvalidParameter(f"{field} must not contain whitespace", value)
+    return value
+
+
+def start_epoch(field: str, value: int) -> int:
+    if not 0 <= value <= MAX_START_EPOCH:
+        raise InvalidParameter(f"{field} must be between 0 and {MAX_START_EPOCH}", value)
     return value
 
 
@@ -140,6 +156,9 @@ def price(field: str, value) -> str:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise InvalidParameter(f"{field} must be a whole number of attoFIL", value) from None
+    if not number.is_finite() or number.adjusted() >= MAX_PRICE_DIGITS:
+        # NaN and Infinity fail the comparisons below; 1e999999999 would become a billion digits.
+        raise InvalidParameter(f"{field} must be a whole number of attoFIL below 10^{MAX_PRICE_DIGITS}", value)
     if number < 0 or number != number.to_integral_value():
         raise InvalidParameter(f"{field} must be a whole, non-negative number of attoFIL", value)
     return str(int(number))
@@ -150,6 +169,8 @@ def key_path(field: str, value: str) -> Path:
     path = Path(value).expanduser()
     if not path.is_file():
         raise InvalidParameter(f"{field} does not name an existing file")
+    if path.stat().st_size > MAX_KEY_FILE:
+        raise InvalidParameter(f"{field} names a file too large to be a wallet key (over {MAX_KEY_FILE} bytes)")
     try:
         with path.open("rb"):
             pass
