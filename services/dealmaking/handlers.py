@@ -99,9 +99,10 @@ async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> di
         "dealId": None, "sectorId": None, "sectorStartEpoch": None, "activation": None, "expiration": None,
         "slashEpoch": None, "trackedHeight": None, "createdAt": created, "updatedAt": created,
     }
-    await db[models.DEAL_STATE].insert_one(deal)
     outcome: dict
     try:
+        # Inside the try: a failed insert must release the pending key like any other failure.
+        await db[models.DEAL_STATE].insert_one(deal)
         answer = await boost.send_deal(config.deal_making_service, config.connection, proposal)
         outcome = {"state": DealStatus.PROPOSED.value, "proposalCid": answer["dealUuid"],
                    "startEpoch": answer.get("startEpoch", proposal.start_epoch),
