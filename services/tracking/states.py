@@ -78,3 +78,19 @@ def unpublished_state(local: dict, height: int) -> str | None:
     if start is not None and height > start:
         return DealStatus.PROPOSAL_EXPIRED.value
     return None
+
+
+# Where a tracked deal may go from each state it is watched in; anything else would move it back
+# (an activated deal shown unactivated by a node reading a bad state, say) and is ignored.
+_FORWARD = {
+    DealStatus.PROPOSED.value: {DealStatus.PUBLISHED.value, DealStatus.ACTIVE.value, DealStatus.EXPIRED.value,
+                                DealStatus.SLASHED.value, DealStatus.PROPOSAL_EXPIRED.value},
+    DealStatus.PUBLISHED.value: {DealStatus.ACTIVE.value, DealStatus.EXPIRED.value, DealStatus.SLASHED.value,
+                                 DealStatus.PROPOSAL_EXPIRED.value},
+    DealStatus.ACTIVE.value: {DealStatus.EXPIRED.value, DealStatus.SLASHED.value},
+}
+
+
+def moves_forward(current: str, new: str) -> bool:
+    """Whether a deal in `current` may be updated to `new` (staying put is allowed)."""
+    return new == current or new in _FORWARD.get(current, set())

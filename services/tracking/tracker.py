@@ -152,6 +152,10 @@ class Tracker:
             if state is None:
                 return None
             update = {"state": state}
+        if not states.moves_forward(deal["state"], state):
+            log.warning("deal %s: chain state says %s after %s; not moving it back", deal["_id"], state,
+                        deal["state"])
+            return None
         if client_ids.get(deal["client"]) and not deal.get("clientId"):
             update.setdefault("clientId", client_ids[deal["client"]])
         if all(deal.get(k) == v for k, v in update.items()):
