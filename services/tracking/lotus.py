@@ -161,8 +161,7 @@ class LotusClient:
                 stream = _Prefixed(head, response.content)
                 async for key, deal in ijson.kvitems_async(stream, "result"):
                     found += 1
-                    client = deal.get("Proposal", {}).get("Client") if isinstance(deal, dict) else None
-                    if client in clients:
+                    if _wanted(deal, clients):
                         yield _deal_id(key), deal
                 if found == 0:
                     raise LotusMalformed("StateMarketDeals: a large answer without a result map")
@@ -182,8 +181,16 @@ class LotusClient:
             raise LotusMalformed("StateMarketDeals: the result is not a map")
         self.market_deals_seen = len(result)
         for key, deal in result.items():
-            if isinstance(deal, dict) and deal.get("Proposal", {}).get("Client") in clients:
+            if _wanted(deal, clients):
                 yield _deal_id(key), deal
+
+
+def _wanted(deal, clients: set[str]) -> bool:
+    """A deal of one of `clients`, or one too malformed to tell whose it is (the tracker decides:
+    it fails the round if the deal id is one of ours, and skips it otherwise)."""
+    proposal = deal.get("Proposal") if isinstance(deal, dict) else None
+    client = proposal.get("Client") if isinstance(proposal, dict) else None
+    return not isinstance(client, str) or client in clients
 
 
 def _deal_id(key: str) -> int:

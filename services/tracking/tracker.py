@@ -113,10 +113,17 @@ class Tracker:
         decided: dict[str, tuple[int, dict] | None] = {local: None for local in by_deal_id.values()}
         candidates: dict[tuple, list[tuple[int, dict]]] = {}
         async for deal_id, market in self.lotus.market_deals(set(client_ids.values())):
-            parsed = _parse(deal_id, market)
             if deal_id in by_deal_id:
-                decided[by_deal_id[deal_id]] = (deal_id, parsed)
+                decided[by_deal_id[deal_id]] = (deal_id, _parse(deal_id, market))
                 continue
+            try:
+                parsed = states.parse_market_deal(market)
+            except states.BadMarketDeal:
+                proposal = market.get("Proposal") if isinstance(market, dict) else None
+                client = proposal.get("Client") if isinstance(proposal, dict) else None
+                if isinstance(client, str) and client in client_ids.values():
+                    raise LotusMalformed(f"market deal {deal_id}: malformed") from None
+                continue  # malformed, and nothing says it is ours: another client's problem
             key = _match_key(parsed["client"], parsed["provider"], parsed["pieceCid"], parsed["startEpoch"],
                              parsed["endEpoch"])
             if key in unmatched:
