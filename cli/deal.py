@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import Optional
 
 import typer
@@ -95,7 +96,8 @@ def list_(
 @app.command()
 def show(deal_id: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) -> None:
     """One deal with its chain details."""
-    result = api().get(f"/deal/{deal_id}")
+    # Quoted: an id with a space, a slash or a '?' must stay one path segment (and never crash urllib).
+    result = api().get(f"/deal/{urllib.parse.quote(deal_id, safe='')}")
     if json_:
         print_json(result)
     else:
