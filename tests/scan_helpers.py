@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from services.worker.chunker import Chunker
+from services.worker.chunker import CLOSE, Chunker
 from services.worker.walk import File, walk
 from shared import models
 
@@ -18,17 +18,21 @@ def make_tree(root, files: dict[str, int]) -> None:
             f.write((relative.encode() * (size // max(len(relative), 1) + 1))[:size])
 
 
-def reference_chunks(root, min_size, max_size) -> list[list[tuple[str, int, int]]]:
-    """The layout a single uninterrupted scan must produce, from the pure walk + chunker."""
-    chunker, chunks, current = Chunker(min_size, max_size), [], []
+def reference_chunks(root, min_size, max_size, car_limit=None, deal_size=None) -> list[list[tuple[str, int, int]]]:
+    """The layout a single uninterrupted scan must produce, from the pure walk + chunker (a scan
+    limits each chunk's CAR to its deal size * 127/128)."""
+    if deal_size is not None:
+        car_limit = deal_size * 127 // 128
+    chunker, chunks, current = Chunker(min_size, max_size, car_limit), [], []
     for item in walk(str(root)):
         if not isinstance(item, File):
             continue
-        for entry, closes in chunker.add(item):
-            current.append((item.relative_path, entry.start, entry.end))
-            if closes:
+        for placed in chunker.add(item):
+            if placed is CLOSE:
                 chunks.append(current)
                 current = []
+            else:
+                current.append((item.relative_path, placed.start, placed.end))
     if current:
         chunks.append(current)
     return chunks
@@ -52,7 +56,7 @@ def assert_layout(chunks: list[list[tuple[str, int, int]]], sizes: dict[str, int
     for i, chunk in enumerate(chunks):
         total = sum(end - start for _, start, end in chunk)
         assert total <= max_size
-        if i < len(chunks) - 1:
+        if i < len(chunks) - 1 and min_size:
             assert total >= min_size, f"chunk {i} holds {total} < {min_size}"
 
 

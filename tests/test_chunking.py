@@ -3,11 +3,14 @@ keeps every chunk but the last between minSize and maxSize."""
 import os
 import tempfile
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.worker.chunker import Chunker
+from services.worker.chunker import CLOSE, Chunker
 from services.worker.walk import File, Problem, walk
+from shared.ipld.pack import pack_chunk
 from tests.scan_helpers import assert_layout, make_tree, reference_chunks
 
 names = st.text(alphabet="abcXYZ.-_é0", min_size=1, max_size=6).filter(lambda n: n not in (".", ".."))
@@ -75,6 +78,49 @@ def test_a_large_file_is_split_to_fill_chunks():
     small = File(("a",), "/a", 30, 0.0)
     big = File(("b",), "/b", 250, 0.0)
     placed = list(chunker.add(small)) + list(chunker.add(big))
-    ranges = [(e.file.relative_path, e.start, e.end, closes) for e, closes in placed]
-    assert ranges == [("a", 0, 30, False), ("b", 0, 60, True), ("b", 60, 150, True), ("b", 150, 240, True),
-                      ("b", 240, 250, False)]
+    layout = ["|" if p is CLOSE else (p.file.relative_path, p.start, p.end) for p in placed]
+    assert layout == [("a", 0, 30), ("b", 0, 60), "|", ("b", 60, 150), "|", ("b", 150, 240), "|", ("b", 240, 250)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=trees, limit=st.integers(1500, 40_000))
+def test_chunks_close_before_their_car_outgrows_the_piece(tree, limit):
+    """The chunker's overestimate of CAR overhead holds against real CARs: with many small files,
+    chunks close early (below minSize if they must) so every CAR fits its piece."""
+    files = consistent(tree)
+    with tempfile.TemporaryDirectory() as root:
+        make_tree(root, files)
+        chunks = reference_chunks(root, limit, limit, car_limit=limit)
+        assert_layout(chunks, files, 0, limit)  # chunks may close below minSize to fit the piece
+        with tempfile.TemporaryDirectory() as out:
+            for chunk in chunks:
+                result = pack_chunk([{"path": os.path.join(root, rel), "relative_path": rel, "start": start,
+                                      "end": end, "size": files[rel], "mtime": None} for rel, start, end in chunk], out)
+                assert result.car_size <= limit, (chunk, result.car_size)
+                os.unlink(result.car_path)
+
+
+def test_many_tiny_files_fill_pieces_without_overflowing_them(tmp_path):
+    deal = 64 * 1024
+    files = {f"d{i // 300}/file-{i:05d}.txt": 20 for i in range(3000)}
+    make_tree(tmp_path / "ds", files)
+    (tmp_path / "out").mkdir()
+    chunks = reference_chunks(tmp_path / "ds", int(deal * 0.6), int(deal * 0.9), car_limit=deal * 127 // 128)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        result = pack_chunk([{"path": str(tmp_path / "ds" / rel), "relative_path": rel, "start": start, "end": end,
+                              "size": 20, "mtime": None} for rel, start, end in chunk], str(tmp_path / "out"))
+        assert deal * 0.5 < result.car_size <= deal * 127 // 128  # full, yet within the piece
+
+
+@pytest.mark.parametrize("limit", [1 << 20, (1 << 20) + 5000, 3 << 20, 5 << 20])
+def test_multi_block_files_split_within_the_piece(tmp_path, limit):
+    files = {"a/big.bin": (7 << 20) + 17, "a/small.txt": 3000, "b/mid.bin": (2 << 20) + 1}
+    make_tree(tmp_path / "ds", files)
+    (tmp_path / "out").mkdir()
+    chunks = reference_chunks(tmp_path / "ds", limit // 2, limit, car_limit=limit)
+    assert_layout(chunks, files, 0, limit)
+    for chunk in chunks:
+        result = pack_chunk([{"path": str(tmp_path / "ds" / rel), "relative_path": rel, "start": start, "end": end,
+                              "size": files[rel], "mtime": None} for rel, start, end in chunk], str(tmp_path / "out"))
+        assert result.car_size <= limit

@@ -166,3 +166,14 @@ def test_stale_temporary_cars_are_removed(tmp_path):
     os.utime(tmp_path / ".pack-old.car.tmp", (old, old))
     assert generation.remove_stale_temp_files(str(tmp_path)) == 1
     assert sorted(os.listdir(tmp_path)) == [".pack-live.car.tmp", "bafyfinished.car"]
+
+
+async def test_many_tiny_files_never_outgrow_the_deal_size(db, tmp_path):
+    deal = 64 * 1024
+    make_tree(tmp_path / "ds", {f"d{i // 250}/tiny-{i:05d}.txt": i % 40 for i in range(2500)})
+    preparation = await prepare(db, tmp_path / "ds", deal=deal)
+    await generate_all(db, tmp_path / "cars")
+    chunks = await db[models.GENERATION].find({"preparationId": preparation}).to_list(None)
+    assert len(chunks) > 2 and all(c["status"] == "completed" for c in chunks)
+    assert {c["pieceSize"] for c in chunks} == {deal}, "a piece outgrew the deal size"
+    assert max(c["carSize"] for c in chunks) > deal // 2, "chunks close far too early"

@@ -7,10 +7,11 @@ from shared import jobs, models
 from tests.scan_helpers import assert_layout, make_tree, reference_chunks, stored_chunks
 
 MIN, MAX = 40_000, 60_000
+DEAL = 1 << 20  # roomy enough that CAR overhead never closes a chunk below MIN
 
 
 async def new_request(db, root, name="ds", min_size=MIN, max_size=MAX):
-    doc = models.scanning_request(name, str(root), 65536, min_size, max_size)
+    doc = models.scanning_request(name, str(root), DEAL, min_size, max_size)
     await db[models.SCANNING].insert_one(doc)
     return doc["_id"]
 
@@ -30,7 +31,7 @@ async def test_ten_thousand_small_files_and_large_ones(db, tmp_path):
     await claim_and_scan(db)
     chunks = await stored_chunks(db, preparation)
     assert_layout(chunks, files, MIN, MAX)
-    assert chunks == reference_chunks(tmp_path, MIN, MAX)
+    assert chunks == reference_chunks(tmp_path, MIN, MAX, deal_size=DEAL)
     scan = await db[models.SCANNING].find_one({"_id": preparation})
     assert scan["status"] == "completed" and scan["workerId"] is None
     assert scan["scannedFiles"] == len(files)
@@ -77,7 +78,7 @@ async def test_interrupted_scan_resumes_without_missing_or_duplicate_chunks(db, 
     job = await claim_and_scan(db, "w2")
     assert job["checkpoint"]["index"] == 4 and job["attempts"] == 2
     chunks = await stored_chunks(db, preparation)
-    assert chunks == reference_chunks(tmp_path, MIN, MAX)
+    assert chunks == reference_chunks(tmp_path, MIN, MAX, deal_size=DEAL)
     assert_layout(chunks, files, MIN, MAX)
 
 
@@ -104,7 +105,7 @@ async def test_pause_stops_at_a_checkpoint_and_resume_continues(db, tmp_path, mo
     assert await jobs.claim(db, models.SCANNING, "w2") is None  # paused work is not claimable
     await handlers.set_state(db, preparation, Body({"state": "active"}))
     await claim_and_scan(db, "w2")
-    assert await stored_chunks(db, preparation) == reference_chunks(tmp_path, MIN, MAX)
+    assert await stored_chunks(db, preparation) == reference_chunks(tmp_path, MIN, MAX, deal_size=DEAL)
 
 
 async def test_removed_while_scanning_leaves_nothing(db, tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ async def test_kill_9_mid_scan_another_worker_completes(db, db_url, tmp_path):
     files = {f"d{i % 13}/{i:05d}.bin": 50 + i % 200 for i in range(15_000)} | {"big.bin": 300_000}
     make_tree(tmp_path / "ds", files)
     min_size, max_size = 20_000, 30_000
-    scan = models.scanning_request("big", str(tmp_path / "ds"), 32768, min_size, max_size)
+    scan = models.scanning_request("big", str(tmp_path / "ds"), 1 << 20, min_size, max_size)
     await db[models.SCANNING].insert_one(scan)
     config = write_config(tmp_path, db_url)
     victim = start(config, "worker", log=tmp_path / "victim.log")
@@ -65,7 +65,7 @@ async def test_kill_9_mid_scan_another_worker_completes(db, db_url, tmp_path):
     doc = await db[models.SCANNING].find_one({"_id": scan["_id"]})
     assert doc["attempts"] == 2
     chunks = await stored_chunks(db, scan["_id"])
-    assert chunks == reference_chunks(tmp_path / "ds", min_size, max_size)
+    assert chunks == reference_chunks(tmp_path / "ds", min_size, max_size, deal_size=1 << 20)
     assert_layout(chunks, files, min_size, max_size)
 
 
@@ -138,7 +138,7 @@ async def test_a_restarted_database_loses_no_work(tmp_path):
     files = {f"d{i % 7}/{i:05d}.bin": 100 + i % 300 for i in range(12_000)}
     make_tree(tmp_path / "ds", files)
     min_size, max_size = 20_000, 30_000
-    scan = models.scanning_request("restart", str(tmp_path / "ds"), 32768, min_size, max_size)
+    scan = models.scanning_request("restart", str(tmp_path / "ds"), 1 << 20, min_size, max_size)
     client = database.client(url)
     db = client["restart"]
     await database.ensure_indexes(db)
@@ -163,7 +163,7 @@ async def test_a_restarted_database_loses_no_work(tmp_path):
             return doc["status"] == "completed" and pending == 0
         await wait_for(done)
         chunks = await stored_chunks(db, scan["_id"])
-        assert chunks == reference_chunks(tmp_path / "ds", min_size, max_size)
+        assert chunks == reference_chunks(tmp_path / "ds", min_size, max_size, deal_size=1 << 20)
         assert_layout(chunks, files, min_size, max_size)
     finally:
         stop(suite)

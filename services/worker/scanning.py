@@ -19,7 +19,7 @@ import time
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.worker.chunker import Chunker, Entry
+from services.worker.chunker import CLOSE, Chunker, Entry
 from services.worker.walk import Problem, walk
 from shared import jobs, models
 from shared.models import Status
@@ -46,7 +46,7 @@ class ScanRun:
         self.offset = checkpoint["offset"]
         self.files = request.get("scannedFiles", 0)
         self.bytes = request.get("scannedBytes", 0)
-        self.chunker = Chunker(request["minSize"], request["maxSize"])
+        self.chunker = Chunker(request["minSize"], request["maxSize"], car_limit=request["dealSize"] * 127 // 128)
         self.pending: asyncio.Task | None = None
         self.open_chunk(models.new_id())
         self.next_check = time.monotonic() + CHECK_INTERVAL
@@ -79,10 +79,11 @@ class ScanRun:
                         start = self.offset
                         if start >= item.size and item.size:
                             continue
-                    for entry, closes in self.chunker.add(item, start):
-                        self.place(entry)
-                        if closes:
+                    for placed in self.chunker.add(item, start):
+                        if placed is CLOSE:
                             await self.close_chunk()
+                        else:
+                            self.place(placed)
                 await self.flush()
                 await self.check()
             if self.chunker.count:
