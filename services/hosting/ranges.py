@@ -10,6 +10,11 @@ class Unsatisfiable(Exception):
     pass
 
 
+def _number(digits: str) -> int:
+    # Past Python's int digit limit int() raises; any position that long is past every end anyway.
+    return int(digits) if len(digits) <= 30 else 10**30
+
+
 def parse(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) for a satisfiable single range; None to send the whole body
     (no header, or one a server may ignore: malformed, or several ranges); raises
@@ -23,14 +28,14 @@ def parse(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # suffix: the last N bytes
-        length = int(last)
+        length = _number(last)
         if length == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - length), size
-    start = int(first)
-    if last and int(last) < start:
+    start = _number(first)
+    if last and _number(last) < start:
         return None
     if start >= size:
         raise Unsatisfiable
-    end = size if not last else min(int(last) + 1, size)
+    end = size if not last else min(_number(last) + 1, size)
     return start, end
