@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from services.hosting import ranges
+from shared.api import error_response
 
 PIECE_TYPE = "application/piece"
 _ZEROS = bytes(1 << 16)
@@ -52,8 +53,9 @@ async def serve(request: web.Request, car: Path, car_size: int, total: int, etag
     try:
         wanted = ranges.parse(range_header, total)
     except ranges.Unsatisfiable:
-        return web.Response(status=416, headers={"Content-Range": f"bytes */{total}", "Accept-Ranges": "bytes",
-                                                 "ETag": etag})
+        response = error_response(416, "range not satisfiable", {"size": total, "range": range_header})
+        response.headers.update({"Content-Range": f"bytes */{total}", "Accept-Ranges": "bytes", "ETag": etag})
+        return response
     start, end = wanted if wanted is not None else (0, total)
     response = web.StreamResponse(status=206 if wanted is not None else 200, headers=headers)
     if wanted is not None:

@@ -26,10 +26,14 @@ def _car_dir(request: web.Request) -> str:
 
 @routes.get(r"/{cid:[a-z0-9]+}.car")
 async def car_file(request: web.Request) -> web.StreamResponse:
-    path = paths.car_path(_car_dir(request), request.match_info["cid"])
+    data_cid = request.match_info["cid"]
+    path = paths.car_path(_car_dir(request), data_cid)
     if path is None:
-        raise NotFound("no such CAR file", request.match_info["cid"])
-    return web.FileResponse(path, headers={"Content-Type": CAR_TYPE})
+        raise NotFound("no such CAR file", data_cid)
+    # The same range handling as /piece (a multi-range or malformed Range gets the whole file, not
+    # aiohttp's 416; "bytes=-0" is a 416), and an ETag that is the content address itself.
+    size = path.stat().st_size
+    return await piece.serve(request, path, size, size, f'"{data_cid}"', CAR_TYPE)
 
 
 @routes.get("/piece/{cid}")
