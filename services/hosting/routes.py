@@ -66,10 +66,9 @@ async def ipfs_block(request: web.Request) -> web.StreamResponse:
         raise NotFound("no such block", cid)
     headers = {"Content-Type": RAW_TYPE, "ETag": f'"{cid}.raw"', "X-Content-Type-Options": "nosniff",
                "Cache-Control": "public, max-age=29030400, immutable"}
-    if request.method == "HEAD":
-        response = web.Response(headers=headers)
-        response.content_length = len(data)
-        return response
+    if piece._etag_matches(request.headers.get("If-None-Match"), headers["ETag"]):
+        return web.Response(status=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
+    # aiohttp answers HEAD with the headers of this response (Content-Length included) and no body.
     return web.Response(body=data, headers=headers)
 
 
