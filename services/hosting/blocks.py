@@ -4,12 +4,15 @@ bundle streamer; /ipfs answers raw bytes and leaves verification to the (trustle
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from services.hosting import paths
 from services.indexing import carfile, pbnode
 from shared import models
 from shared.ipld import cid as cidlib
+
+log = logging.getLogger(__name__)
 
 CAR_BLOCKS = models.CAR_BLOCKS  # written by the preparation worker, one document per block
 
@@ -28,14 +31,15 @@ async def find_block(db, car_dir: str, cid: str) -> bytes | None:
     """The bytes of block `cid` from any CAR under car_dir that the database places it in."""
     if paths.valid_cid(cid) is None:
         return None
-    async for doc in db[CAR_BLOCKS].find({"cid": cid}).limit(8):
-        path = paths.car_path(car_dir, doc.get("dataCid", ""))
-        if path is not None:
-            return await read_at(path, int(doc["offset"]), int(doc["length"]))
-    async for doc in db[models.INDEX_BLOCKS].find({"cid": cid}).limit(8):
-        path = paths.car_path(car_dir, doc.get("indexCid", ""))
-        if path is not None:
-            return await read_at(path, int(doc["offset"]), int(doc["length"]))
+    for collection, car_key in ((CAR_BLOCKS, "dataCid"), (models.INDEX_BLOCKS, "indexCid")):
+        async for doc in db[collection].find({"cid": cid}).limit(8):
+            path = paths.car_path(car_dir, doc.get(car_key, ""))
+            if path is None:
+                continue
+            try:
+                return await read_at(path, int(doc["offset"]), int(doc["length"]))
+            except (OSError, ValueError) as exc:  # a truncated or vanished CAR: try another copy
+                log.warning("block %s unreadable in %s: %s", cid, path, exc)
     return None
 
 
