@@ -6,6 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional
+from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
@@ -26,11 +27,22 @@ def _sources(urls: list[str]) -> list[sources.Source]:
     urls = urls or [own]
     out = []
     for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise CliError(f"--from {url}: expected an http:// or https:// URL", exit_code=2)
+        if not _is_http_url(url):
+            raise CliError(f"--from {url!r}: expected an http:// or https:// URL", exit_code=2)
         # The api token is for our own hosting service; provider endpoints never see it.
         out.append(sources.Source(url.rstrip("/"), connection.api_token if url.rstrip("/") == own else ""))
     return out
+
+
+def _is_http_url(url: str) -> bool:
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError when out of range
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def register(app: typer.Typer) -> None:

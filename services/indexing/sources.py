@@ -9,6 +9,7 @@ wrong); raw leaves from a piece span are spooled to a temporary file, never held
 """
 from __future__ import annotations
 
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -35,15 +36,20 @@ class Source:
     timeout: float = 60.0
 
     def open(self, path: str, headers: dict | None = None):
-        request = urllib.request.Request(self.url.rstrip("/") + path, headers=dict(headers or {}))
+        try:
+            request = urllib.request.Request(self.url.rstrip("/") + path, headers=dict(headers or {}))
+        except ValueError as exc:
+            raise FetchError(f"{self.url}: {exc}") from None
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
+            return _Response(urllib.request.urlopen(request, timeout=self.timeout), f"{self.url}{path}")
         except urllib.error.HTTPError as exc:
             raise FetchError(f"{self.url}{path}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise FetchError(f"{self.url}: {getattr(exc, 'reason', exc)}") from None
+        except (http.client.HTTPException, ValueError) as exc:  # a bad status line, an invalid URL
+            raise FetchError(f"{self.url}{path}: {type(exc).__name__}: {exc}") from None
 
     def get_json(self, path: str):
         import json
@@ -61,6 +67,29 @@ class Source:
             raise FetchError(f"block {name} from {self.url} is larger than {MAX_BLOCK} bytes")
         pbnode.verify(cid, data, self.url)
         return data
+
+
+class _Response:
+    """An HTTP response whose read failures (a chunked body cut short raises IncompleteRead, which
+    is no OSError) are FetchErrors, so the caller falls back to the next source or method."""
+
+    def __init__(self, response, where: str):
+        self._response = response
+        self._where = where
+        self.status = response.status
+        self.headers = response.headers
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._response.read() if size is None or size < 0 else self._response.read(size)
+        except (http.client.HTTPException, OSError) as exc:
+            raise FetchError(f"{self._where}: the response broke off ({type(exc).__name__})") from None
+
+    def __enter__(self) -> "_Response":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._response.close()
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
