@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +35,10 @@ def _sources(urls: list[str]) -> list[sources.Source]:
     return out
 
 
+def _terminated(signum, frame) -> None:
+    raise CliError("terminated", exit_code=128 + signum)
+
+
 def _is_http_url(url: str) -> bool:
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         return False
@@ -64,10 +69,15 @@ def register(app: typer.Typer) -> None:
         methods = {"auto": ("piece", "block"), "piece": ("piece",), "block": ("block",)}.get(method)
         if methods is None:
             raise CliError("--method must be piece, block or auto", exit_code=2)
+        # SIGTERM (kill, timeout, a service manager) would end Python without running any cleanup and
+        # leave a partial file; as an exception it unwinds through the code that deletes it.
+        signal.signal(signal.SIGTERM, _terminated)
         try:
             summary = run(target, _sources(from_ or []), methods, output, tar, quiet=json_ or tar == "-")
         except retrieval.RetrievalError as exc:
             raise CliError(str(exc)) from None
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if json_:
             print_json(summary)
         elif tar != "-":
