@@ -115,6 +115,7 @@ def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], outpu
 
 def _tar_file(retriever, plan, dest: Path, progress):
     dest.parent.mkdir(parents=True, exist_ok=True)
+    retrieval.remove_stale_partials(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as out:

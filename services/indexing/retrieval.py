@@ -8,6 +8,7 @@ ranges hash to the index's CIDs is skipped, which is what makes a retrieval resu
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -224,6 +225,7 @@ def write_tree(retriever: Retriever, plan: Plan, output: Path, progress: Progres
         dest = output / item.path
         dest.parent.mkdir(parents=True, exist_ok=True)
         size = int(item.node["__size"])
+        remove_stale_partials(dest)
         if verified_on_disk(dest, item.node):
             result.skipped += 1
             if progress:
@@ -273,6 +275,14 @@ def _tar_order(plan: Plan) -> Iterator:
     entries: list[tuple[str, object]] = [(d, d) for d in plan.dirs] + [(i.path, i) for i in plan.files]
     for _, entry in sorted(entries, key=lambda e: e[0].split("/")):
         yield entry
+
+
+def remove_stale_partials(dest: Path) -> None:
+    """Delete the temporary files an earlier, killed retrieval of `dest` left behind (SIGKILL and
+    power loss run no cleanup): the file is complete or fetched again now."""
+    pattern = glob.escape(f".{dest.name}.") + "?" * 8 + ".partial"  # tempfile.mkstemp's names
+    for stale in dest.parent.glob(pattern):
+        _unlink(str(stale))
 
 
 def _unlink(path: str) -> None:
