@@ -177,3 +177,18 @@ async def test_many_tiny_files_never_outgrow_the_deal_size(db, tmp_path):
     assert len(chunks) > 2 and all(c["status"] == "completed" for c in chunks)
     assert {c["pieceSize"] for c in chunks} == {deal}, "a piece outgrew the deal size"
     assert max(c["carSize"] for c in chunks) > deal // 2, "chunks close far too early"
+
+
+async def test_a_chunk_removed_while_saving_leaves_no_block_index(db, tmp_path, monkeypatch):
+    make_tree(tmp_path / "ds", {"a.txt": 5000})
+    preparation = await prepare(db, tmp_path / "ds")
+    job = await jobs.claim(db, models.GENERATION, "gen")
+    save = GenerationRun.save
+
+    async def removed_first(self, *args):  # the user removes the preparation as the CAR completes
+        await handlers.remove(db, preparation)
+        return await save(self, *args)
+
+    monkeypatch.setattr(GenerationRun, "save", removed_first)
+    await GenerationRun(db, job, "gen", str(tmp_path / "cars")).run()
+    assert await db[models.CAR_BLOCKS].count_documents({}) == 0

@@ -161,5 +161,9 @@ class GenerationRun:
         if saved:
             log.info("chunk %s #%d: %s %s (%d bytes)", self.job["name"], self.job["index"], result.data_cid,
                      result.piece_cid, result.car_size)
+        elif await self.db[models.GENERATION].find_one({"_id": self.id}, {"_id": 1}) is None:
+            # Removed while we saved: nothing else will delete the block index we just wrote.
+            await blocks.delete_many({"generationId": self.id})
+            log.info("generation %s was removed while it was being saved", self.id)
         else:
             log.info("generation %s finished after it was taken from us; the CAR stays valid", self.id)
