@@ -1,7 +1,6 @@
 """`singularity deal ...`: send deals through the deal making service and list their states."""
 from __future__ import annotations
 
-import os
 import urllib.parse
 from typing import Optional
 
@@ -32,8 +31,8 @@ def api():
 @app.command()
 def send(
     wallet: str = typer.Option(..., help="Client wallet (f1... or f3...) that signs the proposal."),
-    key_path: str = typer.Option(..., "--key-path", help="File with the wallet's exported private key "
-                                 "(read by the service host; never stored)."),
+    key_path: str = typer.Option(..., "--key-path", help="Wallet key file on the deal-making host, inside its "
+                                 "[deal_making_service] key_dir (absolute, or relative to key_dir); never stored."),
     provider: str = typer.Option(..., help="Storage provider ID address, e.g. f01234."),
     piece_cid: str = typer.Option(..., "--piece-cid", help="Piece CID (baga...)."),
     piece_size: str = typer.Option(..., "--piece-size", help="Padded piece size, a power of two (e.g. 32GiB)."),
@@ -55,7 +54,7 @@ def send(
     parse_size_option("--piece-size", piece_size)
     parse_size_option("--car-size", car_size)
     body = {
-        "wallet": wallet, "keyPath": os.path.abspath(os.path.expanduser(key_path)), "provider": provider,
+        "wallet": wallet, "keyPath": key_path, "provider": provider,
         "pieceCid": piece_cid, "pieceSize": piece_size, "dataCid": data_cid, "url": url, "carSize": car_size,
         "verified": verified, "duration": duration, "startEpoch": start_epoch, "price": price,
         "keepUnsealed": keep_unsealed, "announceToIpni": announce,

@@ -115,6 +115,8 @@ class DealMakingService:
     port: int = 3003
     boost_path: str = "boost"
     other_boost_client_cli_options: str = ""
+    # A deal's keyPath must name a wallet key file inside this directory.
+    key_dir: str = "./.singularity/keys"
     timeout: float = 120.0
 
 

@@ -44,7 +44,7 @@ def _answer(deal: dict, existing: bool) -> dict:
 
 async def make_deal(db: AsyncDatabase, config: Config, body: Body) -> dict:
     """POST /deal: send a proposal through boost, or return the one already pending for this piece."""
-    proposal = proposal_module.parse(body)
+    proposal = proposal_module.parse(body, config.deal_making_service.key_dir)
     settings = config.deal_making_service
     pending_key = pending.key(proposal.wallet, proposal.provider, proposal.piece_cid)
     # A few attempts: a retry follows a key released meanwhile or left behind by a crashed sender.

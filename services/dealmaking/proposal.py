@@ -47,7 +47,7 @@ class Proposal:
         }
 
 
-def parse(body: Body) -> Proposal:
+def parse(body: Body, key_dir: str) -> Proposal:
     body.only(*FIELDS)
     wallet = v.wallet_address("wallet", body.str("wallet"))
     provider = v.provider_address("provider", body.str("provider"))
@@ -73,7 +73,7 @@ def parse(body: Body) -> Proposal:
     verified = body.bool("verified", required=False)
     keep_unsealed = body.bool("keepUnsealed", required=False)
     announce = body.bool("announceToIpni", required=False)
-    key_path = v.key_path("keyPath", body.str("keyPath"))
+    key_path = v.key_path("keyPath", body.str("keyPath"), key_dir)
     return Proposal(
         wallet=wallet, key_path=key_path, verified=True if verified is None else verified, url=url,
         piece_size=piece_size, piece_cid=piece_cid, data_cid=data_cid, provider=provider, car_size=car_size,

@@ -164,9 +164,13 @@ def price(field: str, value) -> str:
     return str(int(number))
 
 
-def key_path(field: str, value: str) -> Path:
-    # The path itself is a secret's location: errors never echo it.
-    path = Path(value).expanduser()
+def key_path(field: str, value: str, key_dir: str) -> Path:
+    # The path itself is a secret's location: errors never echo it. It must stay inside key_dir,
+    # or any file the service can read (/etc/shadow) would be fed to boost and its errors echoed.
+    root = Path(key_dir).expanduser().resolve()
+    path = (root / Path(value).expanduser()).resolve()
+    if not path.is_relative_to(root):
+        raise InvalidParameter(f"{field} must name a file inside the configured key_dir")
     if not path.is_file():
         raise InvalidParameter(f"{field} does not name an existing file")
     if path.stat().st_size > MAX_KEY_FILE:

@@ -67,8 +67,9 @@ async def lotus():
 
 
 @pytest.fixture
-def deal_config(config, fake_boost, lotus):
+def deal_config(config, fake_boost, lotus, key_file):
     config.deal_making_service.boost_path = str(fake_boost.path)
+    config.deal_making_service.key_dir = str(key_file.parent)
     config.deal_making_service.timeout = 20.0
     config.connection.full_node_api = lotus.url
     return config

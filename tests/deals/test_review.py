@@ -65,7 +65,7 @@ async def test_a_failed_insert_does_not_hold_the_pending_key(api, db, fake_boost
 
     parse = handlers.proposal_module.parse
     # A value the database cannot store (BSON integers are 64-bit), as if it slipped past validation.
-    monkeypatch.setattr(handlers.proposal_module, "parse", lambda body: replace(parse(body), start_epoch=2**70))
+    monkeypatch.setattr(handlers.proposal_module, "parse", lambda body, key_dir: replace(parse(body, key_dir), start_epoch=2**70))
     response = await api.post("/deal", json=proposal)
     assert response.status == 500
     monkeypatch.undo()
@@ -75,13 +75,29 @@ async def test_a_failed_insert_does_not_hold_the_pending_key(api, db, fake_boost
     assert response.status == 200, await response.text()
 
 
-async def test_oversized_key_file_is_refused_without_reading_it(api, db, fake_boost, proposal, tmp_path):
-    big = tmp_path / "big.key"
+async def test_oversized_key_file_is_refused_without_reading_it(api, db, fake_boost, proposal, key_file):
+    big = key_file.parent / "big.key"
     with open(big, "wb") as f:
         f.truncate(64 * 2**20)
     response = await api.post("/deal", json={**proposal, "keyPath": str(big)})
     assert response.status == 400 and str(big) not in await response.text()
     assert fake_boost.calls() == []
+
+
+
+@pytest.mark.parametrize("where", ["/etc/hostname", "../outside.key", "{dir}/../outside.key", "link.key"])
+async def test_key_files_outside_key_dir_are_refused(api, db, fake_boost, proposal, key_file, where):
+    outside = key_file.parent.parent / "outside.key"
+    outside.write_text("not for boost")
+    (key_file.parent / "link.key").symlink_to(outside)
+    response = await api.post("/deal", json={**proposal, "keyPath": where.format(dir=key_file.parent)})
+    assert response.status == 400 and "key_dir" in (await response.json())["error"]
+    assert fake_boost.calls() == [] and await db[models.DEAL_STATE].count_documents({}) == 0
+
+
+async def test_a_key_path_relative_to_key_dir_is_accepted(api, fake_boost, proposal, key_file):
+    response = await api.post("/deal", json={**proposal, "keyPath": key_file.name})
+    assert response.status == 200, await response.text()
 
 
 # --- tracking ---
