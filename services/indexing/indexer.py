@@ -11,6 +11,8 @@ import logging
 import os
 import uuid
 
+from pymongo.errors import PyMongoError
+
 from services.indexing import builder, kubo
 from shared import models
 
@@ -99,12 +101,23 @@ async def pin_index(db, config, preparation_id: str) -> bool:
 
 
 async def _claim(db, preparation_id: str) -> bool:
-    claimed = await db[models.SCANNING].find_one_and_update(
-        {"_id": preparation_id, "$or": [{"indexLease": {"$exists": False}}, {"indexLease": None},
-                                         {"indexLease.until": {"$lt": models.now()}}]},
-        {"$set": {"indexLease": {"owner": OWNER, "until": _after(LEASE)}}},
-    )
-    return claimed is not None
+    """Take the lease if it is free or expired: read it, then swap it only if it is unchanged.
+    (One filter with $or would do, but the embedded server's find_one_and_update then ignores
+    `_id` and updates the first document matching the $or: another preparation.)"""
+    prep = await db[models.SCANNING].find_one({"_id": preparation_id}, {"indexLease": 1})
+    lease = (prep or {}).get("indexLease")
+    if prep is None or (lease and lease.get("until", 0) >= models.now()):
+        return False
+    unchanged = ({"indexLease.owner": lease.get("owner"), "indexLease.until": lease.get("until")} if lease
+                 else {"indexLease": None})
+    result = await db[models.SCANNING].update_one(
+        {"_id": preparation_id, **unchanged}, {"$set": {"indexLease": {"owner": OWNER, "until": _after(LEASE)}}})
+    return result.modified_count == 1
+
+
+async def _release(db, preparation_id: str) -> None:
+    await db[models.SCANNING].update_one({"_id": preparation_id, "indexLease.owner": OWNER},
+                                         {"$unset": {"indexLease": ""}})
 
 
 async def index_pending(db, config) -> int:
@@ -125,13 +138,15 @@ async def index_pending(db, config) -> int:
         try:
             if await build_index(db, config, preparation_id) is not None:
                 built += 1
-        except builder.IndexBuildError as exc:
-            log.error("cannot index preparation %s: %s", preparation_id, exc)
+        except PyMongoError:
+            raise  # the database is away: the next pass retries
+        except Exception as exc:  # recorded on this preparation; the others are still indexed
+            log.exception("cannot index preparation %s", preparation_id)
+            message = str(exc) if isinstance(exc, builder.IndexBuildError) else f"{type(exc).__name__}: {exc}"
             await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
-                "indexError": str(exc), "indexRetryAt": _after(PIN_BACKOFF[-1])}})
+                "indexError": message, "indexRetryAt": _after(PIN_BACKOFF[-1])}})
         finally:
-            await db[models.SCANNING].update_one({"_id": preparation_id, "indexLease.owner": OWNER},
-                                                 {"$unset": {"indexLease": ""}})
+            await _release(db, preparation_id)
     if config.deal_preparation_service.ipfs_api:
         for prep in completed:
             pin = prep.get("indexPin") or {}

@@ -47,8 +47,9 @@ def is_entry(key: str) -> bool:
 
 
 def check_name(name: str) -> str:
-    """A path component that is safe to create on disk: index data is not trusted."""
-    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+    """A path component that is safe to create on disk: index data is not trusted. (A backslash
+    is an ordinary character in a POSIX name, and datasets have them.)"""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise ValueError(f"unsafe name in index: {name!r}")
     return name
 

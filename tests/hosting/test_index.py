@@ -92,6 +92,35 @@ async def test_inconsistent_chunks_are_recorded_not_raised(db, config, source_di
     assert prep["indexCid"] is None and "a/big.bin" in prep["indexError"]
 
 
+async def test_one_failing_preparation_does_not_stop_the_others(db, config, source_dir, monkeypatch):
+    first = await prepare(db, config, source_dir, "first", max_chunk=MiB + MiB // 2)
+    second = await prepare(db, config, source_dir, "second", max_chunk=MiB + MiB // 2)
+    collect = builder.collect
+
+    async def deep_tree_on_first(db_, preparation_id, *args):
+        if preparation_id == first.id:  # what a tree thousands of levels deep did
+            raise RecursionError("maximum recursion depth exceeded")
+        return await collect(db_, preparation_id, *args)
+
+    monkeypatch.setattr(builder, "collect", deep_tree_on_first)
+    assert await indexer.index_pending(db, config) == 1
+    failed = await db[models.SCANNING].find_one({"_id": first.id})
+    assert "RecursionError" in failed["indexError"] and "indexLease" not in failed, failed.get("indexLease")
+    assert (await db[models.SCANNING].find_one({"_id": second.id}))["indexCid"]
+
+
+async def test_names_with_backslashes_are_indexed_and_retrieved(db, config, tmp_path):
+    from services.indexing import retrieval  # noqa: F401  (the same name check guards writing)
+
+    root = tmp_path / "ds"
+    (root / "dir\\x").mkdir(parents=True)
+    (root / "dir\\x" / "back\\slash.txt").write_bytes(b"kept")
+    prepared = await prepare(db, config, root, "backslash", max_chunk=MiB)
+    index_cid = await indexer.build_index(db, config, prepared.id)
+    assert index_cid
+    assert model.check_name("back\\slash.txt") == "back\\slash.txt"
+
+
 @pytest.fixture
 async def kubo(aiohttp_server):
     fake = FakeKubo()
