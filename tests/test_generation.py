@@ -48,6 +48,7 @@ async def test_every_chunk_becomes_a_verified_car(db, tmp_path):
         car = (tmp_path / "cars" / f"{chunk['dataCid']}.car").read_bytes()
         assert chunk["carPath"] == str(tmp_path / "cars" / f"{chunk['dataCid']}.car")
         assert chunk["carSize"] == len(car)
+        assert (tmp_path / "cars" / f"{chunk['dataCid']}.car").stat().st_mode & 0o777 == 0o644
         root, size = commp_of_bytes(car, chunk["pieceSize"])
         assert chunk["pieceCid"] == cidlib.to_str(cidlib.piece_cid_v1(root))
         assert chunk["pieceSize"] == DEAL == size  # padded to the deal size

@@ -267,6 +267,7 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
         if piece_size is None and min_piece_size and padded_size(packer.car.size) <= min_piece_size:
             piece_size = min_piece_size
         piece = packer.commp.hasher.digest(replace_prefix=real_header, piece_size=piece_size)
+        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; a CAR is published data, served by other users too
         os.fsync(fd)
         os.close(fd)
         fd = -1
