@@ -8,6 +8,7 @@ import signal
 from typing import List, Optional
 
 import typer
+from pymongo.errors import PyMongoError
 
 from cli.client import CliError
 from cli.common import get_config
@@ -53,7 +54,10 @@ def database_url(config: Config) -> str:
 
 
 async def run_modules(config: Config, names: list[str], url: str) -> None:
-    runtime = await Runtime.connect(config, url)
+    try:
+        runtime = await Runtime.connect(config, url)
+    except PyMongoError as exc:
+        raise CliError(f"cannot use the database at {url}: {exc}") from None
     loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(importlib.import_module(MODULES[n][1]).run(runtime), name=n) for n in names]
     stop = asyncio.Event()
@@ -62,9 +66,10 @@ async def run_modules(config: Config, names: list[str], url: str) -> None:
     stopper = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper and task.exception():
-                log.error("module %s stopped: %s", task.get_name(), task.exception())
+        failed = [task for task in done if task is not stopper]
+        if failed:  # a module ended on its own (it cannot bind its port, say): stop them all
+            error = failed[0].exception()
+            raise CliError(f"module {failed[0].get_name()} stopped: {error or 'it returned'}")
     finally:
         for task in [stopper, *tasks]:
             task.cancel()

@@ -169,3 +169,25 @@ async def test_a_restarted_database_loses_no_work(tmp_path):
         stop(suite)
         await client.close()
         server.stop()
+
+
+async def test_run_fails_clearly_when_a_module_cannot_start(tmp_path, db_url):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, db_url, deal_preparation_service={"port": port})
+        result = singularity(config, "run", "preparation", "worker", check=False, timeout=60)
+    assert result.returncode == 1 and "module preparation stopped" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_fails_clearly_when_the_database_is_unreachable(tmp_path):
+    from tests.conftest import free_port
+
+    config = write_config(tmp_path, f"mongodb://127.0.0.1:{free_port()}/x/?serverSelectionTimeoutMS=500")
+    result = singularity(config, "run", "worker", check=False, timeout=60)
+    assert result.returncode == 1 and "cannot use the database" in result.stderr
+    assert "Traceback" not in result.stderr
