@@ -8,7 +8,7 @@ import logging
 import os
 
 from services.hosting import paths
-from services.indexing import carfile, pbnode
+from shared.ipld import carfile, pbnode
 from shared import models
 from shared.ipld import cid as cidlib
 

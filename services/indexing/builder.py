@@ -13,7 +13,8 @@ from typing import Callable
 
 import libipld
 
-from services.indexing import carfile, model, pbnode
+from services.indexing import model
+from shared.ipld import carfile, pbnode
 from shared.ipld import car as carlib
 from shared.ipld import cid as cidlib
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from services.indexing import model, pbnode, sources, tarformat
+from services.indexing import model, sources, tarformat
+from shared.ipld import pbnode
 from shared.ipld import cid as cidlib
 from shared.ipld import unixfs
 

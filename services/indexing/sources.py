@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
-from services.indexing import carfile, pbnode
+from shared.ipld import carfile, pbnode
 from shared.ipld import cid as cidlib
 from shared.ipld import varint
 

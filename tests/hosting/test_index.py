@@ -8,7 +8,8 @@ import os
 import libipld
 import pytest
 
-from services.indexing import builder, carfile, indexer, model
+from services.indexing import builder, indexer, model
+from shared.ipld import carfile
 from shared import config as config_module
 from shared import models
 from shared.ipld import cid as cidlib

@@ -11,7 +11,7 @@ from typing import Iterator, NamedTuple
 
 import libipld
 
-from shared.ipld import varint
+from . import varint
 
 # Enough for any frame prefix: a 10-byte varint plus a CID with a 64-byte digest.
 _PREFIX_READ = 96

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-from shared.ipld import cid as cidlib
-from shared.ipld import varint
+from . import cid as cidlib
+from . import varint
 
 TYPE_RAW = 0
 TYPE_DIRECTORY = 1
