@@ -22,14 +22,14 @@ class ApiClient:
         self.token = token
         self.timeout = timeout
 
-    def get(self, path: str, **query: Any) -> Any:
-        return self.request("GET", path, query=query)
+    def get(self, route: str, /, **query: Any) -> Any:
+        return self.request("GET", route, query=query)
 
-    def post(self, path: str, body: dict) -> Any:
-        return self.request("POST", path, body=body)
+    def post(self, route: str, body: dict) -> Any:
+        return self.request("POST", route, body=body)
 
-    def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> Any:
-        url = self.base_url + path
+    def request(self, method: str, route: str, body: dict | None = None, query: dict | None = None) -> Any:
+        url = self.base_url + route
         query = {k: v for k, v in (query or {}).items() if v is not None}
         if query:
             url += "?" + urllib.parse.urlencode(query)

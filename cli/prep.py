@@ -178,3 +178,17 @@ def generation(generation_id: str = typer.Argument(..., metavar="ID"),
                           ("dataCid", "Data CID"), ("pieceCid", "Piece CID"), ("pieceSize", "Piece size")])
     print_table(result["fileList"], [("relativePath", "Path"), ("size", "Size"), ("start", "Start"), ("end", "End"),
                                      ("cid", "CID")])
+
+
+@app.command()
+def files(preparation_id: str = typer.Argument(..., metavar="ID"),
+          path: str = typer.Option("", help="Only this file or folder (dataset-relative)."),
+          offset: int = typer.Option(0), limit: int = typer.Option(1000), json_: bool = JSON) -> None:
+    """Each file (or range of a split file) with its CID and the piece that holds it."""
+    result = api().get(f"/preparation/{preparation_id}/files", path=path or None, offset=offset, limit=limit)
+    if json_:
+        print_json(result)
+        return
+    rows = [dict(f, range=f"{f['start']}-{f['end']}" if f["end"] - f["start"] != f["size"] else "") for f in result["files"]]
+    print_table(rows, [("relativePath", "Path"), ("size", "Size"), ("range", "Range"), ("cid", "CID"),
+                       ("chunk", "Chunk"), ("pieceCid", "Piece CID")])

@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 
-COMMANDS = [[], ["run"], ["prep"], ["prep", "start"], ["prep", "status"], ["prep", "list"], ["prep", "generation"],
+COMMANDS = [[], ["run"], ["prep"], ["prep", "start"], ["prep", "status"], ["prep", "list"], ["prep", "generation"], ["prep", "files"],
             ["pack"], ["commp"], ["retrieve"], ["deal"], ["deal", "send"], ["deal", "list"], ["deal", "show"]]
 
 

@@ -193,3 +193,20 @@ async def test_a_chunk_removed_while_saving_leaves_no_block_index(db, tmp_path, 
     monkeypatch.setattr(GenerationRun, "save", removed_first)
     await GenerationRun(db, job, "gen", str(tmp_path / "cars")).run()
     assert await db[models.CAR_BLOCKS].count_documents({}) == 0
+
+
+async def test_the_file_to_cid_to_piece_mapping(db, tmp_path):
+    files = {"a.txt": 1000, "big.bin": 1_500_000, "dir/small": 10, "dir/sub/x": 3}
+    make_tree(tmp_path / "ds", files)
+    preparation = await prepare(db, tmp_path / "ds")
+    await generate_all(db, tmp_path / "cars")
+    mapping = (await handlers.files(db, preparation, "", 0, 100))["files"]
+    assert [(f["relativePath"], f["start"]) for f in mapping] == sorted((f["relativePath"], f["start"]) for f in mapping)
+    big = [f for f in mapping if f["relativePath"] == "big.bin"]
+    assert len(big) == 2 and big[0]["pieceCid"] != big[1]["pieceCid"] and big[1]["start"] == big[0]["end"]
+    assert all(f["cid"] and f["pieceCid"].startswith("baga") and f["status"] == "completed" for f in mapping)
+    under_dir = (await handlers.files(db, preparation, "/dir/", 0, 100))["files"]
+    assert [f["relativePath"] for f in under_dir] == ["dir/small", "dir/sub/x"]
+    assert [f["relativePath"] for f in (await handlers.files(db, preparation, "dir/small", 0, 100))["files"]] == ["dir/small"]
+    assert (await handlers.files(db, preparation, "di", 0, 100))["files"] == []
+    assert len((await handlers.files(db, preparation, "", 1, 2))["files"]) == 2

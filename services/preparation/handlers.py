@@ -159,3 +159,29 @@ async def generation(db: AsyncDatabase, generation_id: str, offset: int, limit: 
         "offset": offset,
         "limit": limit,
     }
+
+
+async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int, limit: int) -> dict:
+    """The dataset's file -> CID -> piece mapping, by path: each file or range with the CID of its
+    DAG and the data CID and piece CID of the chunk that holds it."""
+    scan = await find(db, preparation_id)
+    query: dict = {"preparationId": preparation_id}
+    prefix = prefix.strip("/")
+    if prefix:
+        # The path itself, or anything under "path/" ("0" is the character after "/").
+        query["$or"] = [{"relativePath": prefix}, {"relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}]
+    docs = await db[models.GENERATION_FILES].find(query).sort(
+        [("relativePath", 1), ("start", 1)]).skip(offset).limit(limit).to_list(None)
+    chunks = {doc["_id"]: doc async for doc in db[models.GENERATION].find(
+        {"_id": {"$in": list({d["generationId"] for d in docs})}})}
+    return {
+        "id": scan["_id"],
+        "name": scan["name"],
+        "files": [{
+            "relativePath": d["relativePath"], "size": d["size"], "start": d["start"], "end": d["end"],
+            "cid": d.get("cid"), "chunk": chunk["index"], "generationId": chunk["_id"], "status": chunk["status"],
+            "dataCid": chunk.get("dataCid"), "pieceCid": chunk.get("pieceCid"), "pieceSize": chunk.get("pieceSize"),
+        } for d in docs if (chunk := chunks.get(d["generationId"])) is not None],  # not of a chunk still being cut
+        "offset": offset,
+        "limit": limit,
+    }

@@ -33,3 +33,10 @@ async def details(request: web.Request) -> web.Response:
 async def generation(request: web.Request) -> web.Response:
     offset, limit = pagination(request, default_limit=1000)
     return json_response(await handlers.generation(request.app[DB], request.match_info["id"], offset, limit))
+
+
+@routes.get("/preparation/{id}/files")
+async def files(request: web.Request) -> web.Response:
+    offset, limit = pagination(request, default_limit=1000)
+    return json_response(await handlers.files(request.app[DB], request.match_info["id"],
+                                              request.query.get("path", ""), offset, limit))
