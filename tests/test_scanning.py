@@ -132,3 +132,14 @@ async def test_a_vanished_dataset_is_an_error_not_a_crash(db, tmp_path):
     await claim_and_scan(db)
     scan = await db[models.SCANNING].find_one({"_id": preparation})
     assert scan["status"] == "error" and "gone" in scan["error"] and scan["workerId"] is None
+
+
+async def test_resuming_after_an_empty_file_does_not_place_it_twice(db, tmp_path):
+    make_tree(tmp_path, {"a": 100, "b": 0, "c": 100})
+    preparation = await new_request(db, tmp_path, min_size=1000, max_size=2000)
+    # As if a chunk [a, b] was committed and the worker then died.
+    await db[models.SCANNING].update_one({"_id": preparation}, {"$set": {
+        "checkpoint": {"index": 1, "after": ["b"], "offset": 0, "open": None}}})
+    await claim_and_scan(db)
+    files = await db[models.GENERATION_FILES].find({"preparationId": preparation}).to_list(None)
+    assert [f["relativePath"] for f in files] == ["c"]

@@ -75,9 +75,9 @@ class ScanRun:
                         self.problem_docs.append(self.problem_doc(item))
                         continue
                     start = 0
-                    if item.components == self.after:
+                    if item.components == self.after:  # the last entry placed before the checkpoint
                         start = self.offset
-                        if start >= item.size and item.size:
+                        if start >= item.size:  # placed whole (an empty file too): not again
                             continue
                     for placed in self.chunker.add(item, start):
                         if placed is CLOSE:
