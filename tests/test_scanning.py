@@ -143,3 +143,38 @@ async def test_resuming_after_an_empty_file_does_not_place_it_twice(db, tmp_path
     await claim_and_scan(db)
     files = await db[models.GENERATION_FILES].find({"preparationId": preparation}).to_list(None)
     assert [f["relativePath"] for f in files] == ["c"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_any_interruption_resumes_to_the_uninterrupted_layout(db, tmp_path, seed):
+    """Random trees (empty files, deep paths, files split across chunks, pieces small enough that
+    CAR overhead closes chunks), with the worker dying after every chunk, so that the scan resumes
+    from every checkpoint it has, at either crash point."""
+    import random
+
+    rng = random.Random(seed)
+    files = {}
+    for i in range(rng.randint(5, 60)):
+        depth = rng.randint(0, 3)
+        path = "/".join([f"d{rng.randint(0, 3)}" for _ in range(depth)] + [f"f{i}"])
+        files[path] = rng.choice([0, 0, 1, rng.randint(1, 3000), rng.randint(3000, 20_000)])
+    make_tree(tmp_path / "ds", files)
+    deal = rng.choice([4096, 8192, 16384])
+    min_size, max_size = deal // 4, deal // 2
+    doc = models.scanning_request("r", str(tmp_path / "ds"), deal, min_size, max_size)
+    await db[models.SCANNING].insert_one(doc)
+    where = rng.choice(["mid-chunk", "after-insert"])
+
+    class DiesAfterOneChunk(ScanRun):
+        async def close_chunk(self):
+            await super().close_chunk()
+            await crashing_after(0, where).close_chunk(self)  # write part of the next one, then die
+
+    for attempt in range(1000):
+        if (await db[models.SCANNING].find_one({"_id": doc["_id"]}))["status"] == "completed":
+            break
+        try:
+            await claim_and_scan(db, f"w{attempt}", DiesAfterOneChunk)
+        except Crash:
+            await jobs.release_expired(db, timeout=-1)
+    assert await stored_chunks(db, doc["_id"]) == reference_chunks(tmp_path / "ds", min_size, max_size, deal_size=deal)
