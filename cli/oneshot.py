@@ -1,32 +1,17 @@
 """`singularity pack` and `singularity commp`: one-shot CAR and commP of local data, no services."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import sys
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
-          "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    try:
-        from shared.config import parse_size as shared_parse
-    except ImportError:
-        shared_parse = None
-    if shared_parse is not None:
-        return shared_parse(text)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (use e.g. 32GiB, 1 MiB or a byte count)")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value != int(value):
-        raise ValueError(f"not a whole number of bytes: {text!r}")
-    return int(value)
+from shared.config import parse_size
 
 
 def _die(message: str, code: int = 2) -> None:
@@ -42,6 +27,28 @@ def _piece_size(text: Optional[str]) -> Optional[int]:
         return check_piece_size(parse_size(text))
     except ValueError as exc:
         _die(str(exc))
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None, quiet: bool) -> Iterator:
+    """A bar on stderr while bytes go through, for people at a terminal; `advance(n)` is safe to
+    call from the packing thread."""
+    console = Console(stderr=True)
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                  disable=quiet or not console.is_terminal, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _source_size(path: str) -> int | None:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for directory, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
 
 
 def _show(fields: dict, as_json: bool) -> None:
@@ -64,7 +71,10 @@ def pack(path: str = typer.Argument(..., help="File or directory to pack."),
         _die(f"{path}: no such file or directory")
     try:
         os.makedirs(output, exist_ok=True)
-        res = pack_path(path, output, size)
+        # The extra walk that sizes a directory is only worth it when a bar is shown.
+        shown = not as_json and sys.stderr.isatty()
+        with _progress("packing", _source_size(path) if shown else None, as_json) as advance:
+            res = pack_path(path, output, size, progress=advance)
     except (ValueError, SourceChanged) as exc:
         _die(str(exc))
     except OSError as exc:
@@ -82,10 +92,12 @@ def commp(file: str = typer.Argument(..., help="File to hash, or - for standard 
     h = CommP()
     try:
         src = sys.stdin.buffer if file == "-" else open(file, "rb", buffering=0)
-        with src:
+        total = None if file == "-" else os.fstat(src.fileno()).st_size
+        with src, _progress("hashing", total, as_json) as advance:
             buf = bytearray(4 << 20)
             while n := src.readinto(buf):
                 h.update(memoryview(buf)[:n])
+                advance(n)
         piece = h.digest(piece_size=size)
     except ValueError as exc:
         _die(str(exc))

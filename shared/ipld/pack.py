@@ -328,7 +328,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
 
 def pack_path(path: str, out_dir: str, piece_size: int | None = None, *,
               should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
-              chunk_size: int = unixfs.CHUNK_SIZE) -> PackResult:
+              chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None) -> PackResult:
     """CAR of one file (root = the file) or of a directory tree (root = the directory).
 
     Symlinks and special files inside a directory are skipped, not followed; hidden files and
@@ -337,7 +337,8 @@ def pack_path(path: str, out_dir: str, piece_size: int | None = None, *,
     st = os.stat(path)
     if stat.S_ISREG(st.st_mode):
         e = PackEntry(os.path.abspath(path), os.path.basename(path), 0, st.st_size, st.st_size, st.st_mtime)
-        _, result = _run(out_dir, piece_size, should_stop, collect_blocks, e.size, lambda p: p.file(e), chunk_size)
+        _, result = _run(out_dir, piece_size, should_stop, collect_blocks, e.size, lambda p: p.file(e), chunk_size,
+                         progress)
         result.entry_cids = [result.data_cid]
         return result
     if not stat.S_ISDIR(st.st_mode):
@@ -347,7 +348,7 @@ def pack_path(path: str, out_dir: str, piece_size: int | None = None, *,
     cids: dict[int, bytes] = {}
     payload = sum(e.size for e in files)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids), chunk_size)
+                     lambda p: p.directory(tree, cids), chunk_size, progress)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(files))]
     return result
 
