@@ -1,5 +1,8 @@
 """The CLI as a user runs it: against a live service, with tables, --json and clean errors."""
+import io
 import json
+import tarfile
+import urllib.request
 
 import pytest
 
@@ -63,9 +66,10 @@ def test_unreachable_service(tmp_path, db_url):
 
 def test_start_wait_runs_a_dataset_to_its_index(tmp_path, db_url):
     config = write_config(tmp_path, db_url)
-    process = start(config, "preparation", "worker", log=tmp_path / "suite.log")
+    process = start(config, "preparation", "worker", "hosting", log=tmp_path / "suite.log")
     try:
         make_tree(tmp_path / "ds", {"a.txt": 3000, "sub/b.bin": 9000, ".hidden": 10})
+        (tmp_path / "ds" / "empty" / "nested-empty").mkdir(parents=True)
         port = config.read_text().split("[deal_preparation_service]\nport = ")[1].split("\n")[0]
         wait_http(f"http://127.0.0.1:{port}/preparations")
         final = json.loads(singularity(config, "prep", "start", "--name", "w", "--path", str(tmp_path / "ds"),
@@ -80,5 +84,15 @@ def test_start_wait_runs_a_dataset_to_its_index(tmp_path, db_url):
         assert [(f["relativePath"], f["start"]) for f in mapping["files"]][0] == ("sub/b.bin", 0)
         assert all(f["pieceCid"] and f["cid"] for f in mapping["files"])
         assert "sub/b.bin" in singularity(config, "prep", "files", final["id"]).stdout
+        # Everything comes back through the hosting service, the empty folders included.
+        singularity(config, "retrieve", "w", "--output", str(tmp_path / "back"), timeout=120)
+        back = tmp_path / "back" / "w"
+        assert sorted(str(p.relative_to(back)) for p in back.rglob("*")) == \
+            [".hidden", "a.txt", "empty", "empty/nested-empty", "sub", "sub/b.bin"]
+        assert (back / "sub" / "b.bin").read_bytes() == (tmp_path / "ds" / "sub" / "b.bin").read_bytes()
+        hosting = config.read_text().split("[http_hosting_service]\nport = ")[1].split("\n")[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{hosting}/bundle/w") as response:
+            members = tarfile.open(fileobj=io.BytesIO(response.read())).getnames()
+        assert "w/empty/nested-empty" in members and "w/sub/b.bin" in members
     finally:
         stop(process)

@@ -210,3 +210,23 @@ async def test_the_file_to_cid_to_piece_mapping(db, tmp_path):
     assert [f["relativePath"] for f in (await handlers.files(db, preparation, "dir/small", 0, 100))["files"]] == ["dir/small"]
     assert (await handlers.files(db, preparation, "di", 0, 100))["files"] == []
     assert len((await handlers.files(db, preparation, "", 1, 2))["files"]) == 2
+
+
+async def test_empty_directories_are_part_of_the_chunk(db, tmp_path):
+    from shared.ipld.pack import pack_path
+
+    make_tree(tmp_path / "ds", {"a.txt": 100, "d/b.txt": 50})
+    (tmp_path / "ds" / "d" / "empty").mkdir()
+    (tmp_path / "ds" / "zz" / "deeper").mkdir(parents=True)
+    preparation = await prepare(db, tmp_path / "ds")
+    await generate_all(db, tmp_path / "cars")
+    chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
+    assert chunk["status"] == "completed"
+    # One chunk holding the whole tree is the tree's own DAG, as `singularity pack` makes it.
+    (tmp_path / "packed").mkdir()
+    assert chunk["dataCid"] == pack_path(str(tmp_path / "ds"), str(tmp_path / "packed")).data_cid
+    scan = await handlers.find(db, preparation)
+    assert scan["scannedFiles"] == 2
+    listed = (await handlers.generation(db, chunk["_id"], 0, 100))["fileList"]
+    assert [(f["relativePath"], f["directory"]) for f in listed] == \
+        [("a.txt", False), ("d/b.txt", False), ("d/empty", True), ("zz/deeper", True)]

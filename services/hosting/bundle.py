@@ -73,11 +73,14 @@ async def members(db, prep: dict, path: str) -> list[Member]:
             name = f"{prep['name'].replace('/', '_')}/{relative}"
         else:
             name = relative[len(base) + 1:] if base else relative
-        for i in range(1, name.count("/") + 1):
+        depth = name.count("/") + (1 if doc.get("directory") else 0)  # an empty directory is a member too
+        for i in range(1, depth + 1):
             directory = "/".join(name.split("/")[:i])
             if directory not in seen_dirs:
                 seen_dirs.add(directory)
                 out.append(Member(directory, 0, 0, directory=True))
+        if doc.get("directory"):
+            continue
         member = by_path.get(relative)
         if member is None:
             member = Member(name, int(doc["size"]), builder._seconds(doc.get("mtime")) or 0)

@@ -104,6 +104,11 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                         raise IndexBuildError(f"{doc['relativePath']}: {part!r} is both a file and a directory")
                     node = node.dirs.setdefault(part, DirEntry())
                 name = parts[-1]
+                if doc.get("directory"):  # an empty directory: a node with no children
+                    if name in node.files:
+                        raise IndexBuildError(f"{doc['relativePath']} is both a file and a directory")
+                    node.dirs.setdefault(name, DirEntry())
+                    continue
                 if name in node.dirs:
                     raise IndexBuildError(f"{doc['relativePath']} is both a file and a directory")
                 entry = node.files.setdefault(name, FileEntry(int(doc["size"]), _seconds(doc.get("mtime"))))

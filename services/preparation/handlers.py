@@ -153,7 +153,7 @@ async def generation(db: AsyncDatabase, generation_id: str, offset: int, limit: 
         "state": doc["status"],
         "fileList": [{
             "path": os.path.join(doc["path"], f["relativePath"]), "relativePath": f["relativePath"],
-            "name": f["relativePath"].rsplit("/", 1)[-1], "size": f["size"],
+            "name": f["relativePath"].rsplit("/", 1)[-1], "directory": bool(f.get("directory")), "size": f["size"],
             "mtime": f["mtime"], "start": f["start"], "end": f["end"], "cid": f.get("cid"),
         } async for f in files],
         "offset": offset,
@@ -178,7 +178,8 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
         "id": scan["_id"],
         "name": scan["name"],
         "files": [{
-            "relativePath": d["relativePath"], "size": d["size"], "start": d["start"], "end": d["end"],
+            "relativePath": d["relativePath"], "directory": bool(d.get("directory")), "size": d["size"],
+            "start": d["start"], "end": d["end"],
             "cid": d.get("cid"), "chunk": chunk["index"], "generationId": chunk["_id"], "status": chunk["status"],
             "dataCid": chunk.get("dataCid"), "pieceCid": chunk.get("pieceCid"), "pieceSize": chunk.get("pieceSize"),
         } for d in docs if (chunk := chunks.get(d["generationId"])) is not None],  # not of a chunk still being cut

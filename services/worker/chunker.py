@@ -44,6 +44,8 @@ CLOSE = Close()
 def car_overhead(file: File, length: int, new_directories: Components) -> int:
     name = len(file.components[-1].encode("utf-8", "surrogateescape"))
     directories = sum(DIRECTORY + len(d.encode("utf-8", "surrogateescape")) for d in new_directories)
+    if file.directory:
+        return DIRECTORY + name + directories
     leaves = -(-length // MIB)
     # A file of one block is that block; a larger one adds file nodes linking its leaves.
     file_nodes = 0 if leaves <= 1 else PER_MIB * leaves + BLOCK * (leaves // 1024 + 2)

@@ -87,6 +87,8 @@ class GenerationRun:
         os.makedirs(self.out_dir, exist_ok=True)
         files = await self.db[models.GENERATION_FILES].find(
             {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
+        empty_dirs = [f["relativePath"] for f in files if f.get("directory")]
+        files = [f for f in files if not f.get("directory")]
         root = self.job["path"]
         entries = [PackEntry(os.path.join(root, f["relativePath"]), f["relativePath"], f["start"], f["end"],
                              f["size"], f["mtime"], root) for f in files]
@@ -96,7 +98,8 @@ class GenerationRun:
         watcher = asyncio.create_task(self.watch())
         try:
             result = await asyncio.to_thread(
-                pack_chunk, entries, self.out_dir, min_piece_size=deal_size, should_stop=self.stop.is_set,
+                pack_chunk, entries, self.out_dir, min_piece_size=deal_size, empty_dirs=empty_dirs,
+                should_stop=self.stop.is_set,
                 collect_blocks=True, progress=self.progress.add)
         except PackCancelled:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)

@@ -99,7 +99,7 @@ class ScanRun:
                 await asyncio.gather(self.pending, return_exceptions=True)
 
     def place(self, entry: Entry) -> None:
-        if entry.start == 0:
+        if entry.start == 0 and not entry.file.directory:
             self.files += 1
         self.bytes += entry.end - entry.start
         self.chunk_bytes += entry.end - entry.start
@@ -114,6 +114,7 @@ class ScanRun:
             "mtime": entry.file.mtime,
             "start": entry.start,
             "end": entry.end,
+            **({"directory": True} if entry.file.directory else {}),
         })
         self.chunk_files += 1
         self.last = entry

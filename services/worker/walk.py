@@ -20,6 +20,9 @@ class File:
     path: str  # absolute
     size: int
     mtime: float
+    # An empty directory travels through the chunks like an empty file, so that it is in the
+    # chunk's CAR, the index and every retrieval; a directory with content needs no entry.
+    directory: bool = False
 
     @property
     def relative_path(self) -> str:
@@ -48,8 +51,8 @@ def _is_utf8(name: str) -> bool:
 
 
 def walk(root: str, after: Components | None = None) -> Iterator[File | Problem]:
-    """Files under root in sorted order; with `after`, only those sorting after it, plus `after`
-    itself (the caller decides how much of that file remains)."""
+    """Files (and empty directories) under root in sorted order; with `after`, only those sorting
+    after it, plus `after` itself (the caller decides how much of that file remains)."""
     yield from _walk(root, (), tuple(after) if after else None)
 
 
@@ -59,6 +62,14 @@ def _walk(directory: str, prefix: Components, after: Components | None) -> Itera
             entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         yield Problem("error", directory, exc.strerror or str(exc))
+        return
+    if not entries and prefix:
+        try:
+            mtime = os.stat(directory, follow_symlinks=False).st_mtime
+        except OSError as exc:
+            yield Problem("error", directory, exc.strerror or str(exc))
+            return
+        yield File(prefix, directory, 0, mtime, directory=True)
         return
     for entry in entries:
         components = prefix + (entry.name,)

@@ -305,8 +305,9 @@ def _fsync_dir(path: str) -> None:
 def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None = None,
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
                chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
-               min_piece_size: int | None = None) -> PackResult:
-    """CAR of a directory holding every entry at its relative path; see PackResult.
+               min_piece_size: int | None = None, empty_dirs: Iterable[str] = ()) -> PackResult:
+    """CAR of a directory holding every entry at its relative path, and the empty directories
+    named in empty_dirs; see PackResult (entry_cids are those of the entries).
 
     piece_size pads commP to that size (an error if the CAR needs more); min_piece_size pads to
     it when the CAR fits and otherwise keeps the CAR's own piece size.
@@ -317,7 +318,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     `<out_dir>/<dataCid>.car`, renamed into place only once complete and fsynced.
     """
     items = [as_entry(e) for e in entries]
-    tree = _tree(items)
+    tree = _tree(items, empty_dirs)
     cids: dict[int, bytes] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
