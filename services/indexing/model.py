@@ -31,7 +31,6 @@ from shared.ipld import cid as cidlib
 DAG_CBOR = 0x71
 # Every index block stays below this; the builder splits directories to keep to it.
 MAX_BLOCK = 1 << 20
-RESERVED = ("__type", "__size", "__source", "__parts", "__mtime")
 
 
 def escape(name: str) -> str:

@@ -76,12 +76,3 @@ class CommP:
             for i in range(level - GROUP_LEVEL):
                 root = node(root, spine[32 * i:32 * i + 32])
         return Piece(root, padded, self.payload_size)
-
-
-def commp_of_file(path: str, piece_size: int | None = None, block: int = 4 << 20) -> Piece:
-    h = CommP()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(block)
-        while n := f.readinto(buf):
-            h.update(memoryview(buf)[:n])
-    return h.digest(piece_size=piece_size)
