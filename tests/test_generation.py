@@ -67,13 +67,7 @@ async def test_every_chunk_becomes_a_verified_car(db, tmp_path):
 
 
 async def test_progress_counts_bytes_of_chunks_in_flight(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(generation, "WATCH_INTERVAL", 0.05)
-    root = tmp_path / "ds"
-    root.mkdir()
-    write_random(root / "big.bin", 300 << 20)
-    preparation = await prepare(db, root, deal=1 << 30)
-    job = await jobs.claim(db, models.GENERATION, "gen")
-    run = GenerationRun(db, job, "gen", str(tmp_path / "cars"))
+    preparation, run = await big_chunk_run(db, tmp_path, monkeypatch, 300 << 20)
     seen = []
 
     async def sample():
@@ -136,14 +130,19 @@ async def test_a_full_disk_is_an_error_and_resume_completes(db, tmp_path, small_
     assert chunk["status"] == "completed" and os.listdir(out_dir) == [f"{chunk['dataCid']}.car"]
 
 
-async def test_pause_stops_a_car_in_progress_within_seconds(db, tmp_path, monkeypatch):
+async def big_chunk_run(db, tmp_path, monkeypatch, size: int):
+    """A claimed, not yet started run over one random file big enough to watch it being packed."""
     monkeypatch.setattr(generation, "WATCH_INTERVAL", 0.05)
     root = tmp_path / "ds"
     root.mkdir()
-    write_random(root / "big.bin", 400 << 20)
+    write_random(root / "big.bin", size)
     preparation = await prepare(db, root, deal=1 << 30)
     job = await jobs.claim(db, models.GENERATION, "gen")
-    run = GenerationRun(db, job, "gen", str(tmp_path / "cars"))
+    return preparation, GenerationRun(db, job, "gen", str(tmp_path / "cars"))
+
+
+async def test_pause_stops_a_car_in_progress_within_seconds(db, tmp_path, monkeypatch):
+    preparation, run = await big_chunk_run(db, tmp_path, monkeypatch, 400 << 20)
 
     async def pause_when_started():
         while run.progress.done == 0:

@@ -82,13 +82,19 @@ async def test_lifecycle_proposed_published_active_expired(api, db, lotus, track
     assert [d["id"] for d in listing["deals"]] == [answer["id"]]
 
 
-async def test_expired_deal_that_vanished(db, lotus, tracker):
-    chain = lotus.chain
+async def active_deal(db, chain, tracker) -> tuple[str, int]:
+    """A proposed deal published on chain and activated at height 9,000, after one tracking round."""
     local = await proposed(db)
     deal_id = chain.publish(WALLET_ID, PROVIDER, PIECE_CID, 10_000, 10_000 + 180 * DAY)
     chain.height = 9_000
     chain.activate(deal_id)
     await tracker.round()
+    return local, deal_id
+
+
+async def test_expired_deal_that_vanished(db, lotus, tracker):
+    chain = lotus.chain
+    local, deal_id = await active_deal(db, chain, tracker)
     assert (await state_of(db, local))["state"] == "active"
     del chain.deals[deal_id]
     chain.height = 10_000 + 180 * DAY + 5
@@ -99,11 +105,7 @@ async def test_expired_deal_that_vanished(db, lotus, tracker):
 @pytest.mark.parametrize("vanish", [False, True])
 async def test_slashed(db, lotus, tracker, vanish):
     chain = lotus.chain
-    local = await proposed(db)
-    deal_id = chain.publish(WALLET_ID, PROVIDER, PIECE_CID, 10_000, 10_000 + 180 * DAY)
-    chain.height = 9_000
-    chain.activate(deal_id)
-    await tracker.round()
+    local, deal_id = await active_deal(db, chain, tracker)
     chain.height = 50_000
     if vanish:  # the market actor dropped the terminated deal before we saw its slash epoch
         del chain.deals[deal_id]
@@ -218,11 +220,7 @@ async def test_token_is_sent_when_configured(db, lotus, session):
 
 async def test_older_head_never_undoes_newer_results(db, lotus, tracker):
     chain = lotus.chain
-    local = await proposed(db)
-    deal_id = chain.publish(WALLET_ID, PROVIDER, PIECE_CID, 10_000, 10_000 + 180 * DAY)
-    chain.height = 9_000
-    chain.activate(deal_id)
-    await tracker.round()
+    local, deal_id = await active_deal(db, chain, tracker)
     chain.height = 8_000  # a lagging node, before the activation
     chain.deals[deal_id]["State"]["SectorStartEpoch"] = -1
     result = await tracker.round()
