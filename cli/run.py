@@ -53,7 +53,18 @@ def database_url(config: Config) -> str:
     return f"mongodb://{config.database.bind}:{config.database.port}/{name}"
 
 
-async def run_modules(config: Config, names: list[str], url: str) -> None:
+async def run_modules(config: Config, names: list[str], url: str, embedded: EmbeddedDatabase | None = None) -> None:
+    # Supervised from the start: the database may die while the modules connect.
+    supervisor = asyncio.create_task(embedded.supervise(), name="database") if embedded else None
+    try:
+        await _run_modules(config, names, url)
+    finally:
+        if supervisor:  # only once every module has finished its cleanup, which may need the database
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+
+
+async def _run_modules(config: Config, names: list[str], url: str) -> None:
     try:
         runtime = await Runtime.connect(config, url)
     except PyMongoError as exc:
@@ -92,7 +103,7 @@ def register(app: typer.Typer) -> None:
             if config.database.enabled:
                 embedded = EmbeddedDatabase(config.database.path, config.database.bind, config.database.port).start()
             log.info("starting %s", ", ".join(names))
-            asyncio.run(run_modules(config, names, database_url(config)))
+            asyncio.run(run_modules(config, names, database_url(config), embedded))
         except EmbeddedDatabaseError as exc:
             raise CliError(str(exc)) from None
         finally:

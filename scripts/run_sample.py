@@ -1,7 +1,8 @@
 """`make run`: start the suite on the embedded database, prepare a dataset, print its chunk table.
 
 Usage: python scripts/run_sample.py [DATASET] (default: the sample dataset shipped in the repo).
-DEAL_SIZE in the environment overrides the deal size (default 256KiB for the sample, else 32GiB).
+DEAL_SIZE in the environment overrides the deal size (default 256KiB for the sample, else 32GiB);
+SINGULARITY_CONFIG another configuration than ./config.toml (its own ports and paths).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def main() -> int:
         print(f"error: {dataset} is not a directory", file=sys.stderr)
         return 2
     deal_size = os.environ.get("DEAL_SIZE") or ("256KiB" if dataset == SAMPLE else "32GiB")
-    os.chdir(REPO)  # ./config.toml and ./.singularity
-    log_path = REPO / ".singularity" / "run.log"
-    log_path.parent.mkdir(exist_ok=True)
+    os.chdir(REPO)  # ./config.toml and ./.singularity, unless $SINGULARITY_CONFIG names another config
+    log_path = run_log()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         suite = subprocess.Popen([sys.executable, "-m", "cli", "run"], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -44,6 +45,17 @@ def main() -> int:
             suite.wait(timeout=20)
         except subprocess.TimeoutExpired:
             suite.kill()
+
+
+def run_log() -> Path:
+    """Beside the database of the configuration `run` uses: ./.singularity/run.log by default."""
+    from shared.config import ConfigError, load
+
+    try:
+        path = load().database.path
+    except ConfigError as exc:
+        raise SystemExit(f"error: configuration: {exc}") from None
+    return (REPO / ".singularity" if path == "memory" else Path(path).resolve().parent) / "run.log"
 
 
 def wait_for_service(suite: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:

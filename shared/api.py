@@ -13,6 +13,7 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.config import Config, parse_size
+from shared.database import SERVICE_SELECTION_TIMEOUT_MS, UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,13 @@ async def errors_middleware(request: web.Request, handler):
         return error_response(exc.status, exc.reason, None)
     except asyncio.CancelledError:
         raise
+    except UNAVAILABLE as exc:
+        # Not a fault of the request nor a bug: the client is told to try again shortly.
+        log.warning("database unavailable in %s %s: %s", request.method, request.path, str(exc).split(",")[0])
+        response = error_response(503, "database unavailable", "the database did not answer within "
+                                  f"{SERVICE_SELECTION_TIMEOUT_MS / 1000:g}s; retry in a few seconds")
+        response.headers["Retry-After"] = "2"
+        return response
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal error", None)

@@ -3,11 +3,25 @@ from __future__ import annotations
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
 
 from shared import models
 
 DEFAULT_DATABASE = "singularity"
+
+# How long an operation of a running module waits for an unreachable database before it fails:
+# an API answers 503 within 2 s instead of holding its client for PyMongo's default, and a worker
+# just tries again. A live server stays selectable however slow it is, so this only bites when
+# the database is really away.
+SERVICE_SELECTION_TIMEOUT_MS = 1000
+# What PyMongo raises when it cannot reach the database (the last three are ConnectionFailures,
+# named for the reader): the operation may be retried as it is once the database is back.
+UNAVAILABLE = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
+
+
+def unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, UNAVAILABLE)
 
 
 def database_name(url: str) -> str:
@@ -18,6 +32,11 @@ def client(url: str, **options) -> AsyncMongoClient:
     options.setdefault("serverSelectionTimeoutMS", 10_000)
     options.setdefault("tz_aware", True)
     return AsyncMongoClient(url, **options)
+
+
+def service_client(url: str) -> AsyncMongoClient:
+    """The client of `singularity run`'s modules: fails fast while the database is away."""
+    return client(url, serverSelectionTimeoutMS=SERVICE_SELECTION_TIMEOUT_MS)
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:

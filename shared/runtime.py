@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
@@ -9,6 +11,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import database
 from shared.config import Config
+
+log = logging.getLogger(__name__)
+
+STARTUP_PATIENCE = 10.0  # seconds `run` waits for the database before giving up
 
 
 @dataclass
@@ -20,9 +26,26 @@ class Runtime:
     @classmethod
     async def connect(cls, config: Config, url: str | None = None) -> "Runtime":
         url = url or config.connection.database
-        client = database.client(url)
+        client = database.service_client(url)
         db = client[database.database_name(url)]
-        await database.ensure_indexes(db)
+        # Operations fail fast (see SERVICE_SELECTION_TIMEOUT_MS); starting is allowed longer, as a
+        # database started beside us may still be on its way up.
+        deadline, waited = time.monotonic() + STARTUP_PATIENCE, False
+        while True:
+            try:
+                await database.ensure_indexes(db)
+                break
+            except database.UNAVAILABLE:
+                if time.monotonic() >= deadline:
+                    await client.close()
+                    raise
+                if not waited:
+                    log.info("waiting for the database at %s", url)
+                waited = True
+                await asyncio.sleep(0.5)
+            except BaseException:
+                await client.close()
+                raise
         return cls(config, client, db)
 
     async def close(self) -> None:

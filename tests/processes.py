@@ -81,3 +81,46 @@ def wait_http(url: str, timeout: float = 20) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def embedded_config(tmp_path: Path, port: int, **sections: dict) -> Path:
+    """A config whose `run` starts its own embedded database on `port`, with its data under tmp_path."""
+    return write_config(tmp_path, f"mongodb://127.0.0.1:{port}/singularity",
+                        database={"enabled": True, "path": str(tmp_path / "database"), "port": port}, **sections)
+
+
+def processes_with(*words: str) -> list[int]:
+    """Pids of live processes whose command line holds every one of `words` as an argument."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["status"] != psutil.STATUS_ZOMBIE and all(word in cmdline for word in words):
+            found.append(process.info["pid"])
+    return found
+
+
+def database_servers(port: int) -> list[int]:
+    """The nx-27017 processes serving `port`, however they were started."""
+    import psutil
+
+    found = []
+    for pid in processes_with("-p", str(port)):
+        try:
+            if any("nx_27017" in part for part in psutil.Process(pid).cmdline()):
+                found.append(pid)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll a synchronous predicate; its last truthy value, or AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout}s")

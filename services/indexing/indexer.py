@@ -14,7 +14,7 @@ import uuid
 from pymongo.errors import PyMongoError
 
 from services.indexing import builder, kubo
-from shared import models
+from shared import database, models
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ async def build_index(db, config, preparation_id: str) -> str | None:
     index_cid, path, blocks = await asyncio.to_thread(builder.write_index_car, tree, chunks, out_dir)
     for block in blocks:
         block.update(preparationId=preparation_id, indexCid=index_cid)
+    # Blocks of this same index may be stored already, by a build the database interrupted.
+    await db[models.INDEX_BLOCKS].delete_many({"preparationId": preparation_id, "indexCid": index_cid})
     for i in range(0, len(blocks), 1000):
         await db[models.INDEX_BLOCKS].insert_many(blocks[i:i + 1000])
     # Blocks of an earlier index of this preparation go only once the new ones are findable.
@@ -106,7 +108,9 @@ async def _claim(db, preparation_id: str) -> bool:
     `_id` and updates the first document matching the $or: another preparation.)"""
     prep = await db[models.SCANNING].find_one({"_id": preparation_id}, {"indexLease": 1})
     lease = (prep or {}).get("indexLease")
-    if prep is None or (lease and lease.get("until", 0) >= models.now()):
+    # Our own lease is free too: passes run one at a time, so it is left by a pass the database
+    # interrupted before the lease could be released, and must not hold the index back for LEASE.
+    if prep is None or (lease and lease.get("until", 0) >= models.now() and lease.get("owner") != OWNER):
         return False
     unchanged = ({"indexLease.owner": lease.get("owner"), "indexLease.until": lease.get("until")} if lease
                  else {"indexLease": None})
@@ -162,6 +166,8 @@ async def run_indexer(runtime, interval: float = 5.0) -> None:
             await index_pending(runtime.db, runtime.config)
         except asyncio.CancelledError:
             raise
+        except database.UNAVAILABLE as exc:  # nothing is lost: the next pass picks it up again
+            log.warning("indexer paused, the database is unavailable: %s", str(exc).split(",")[0])
         except Exception:
             log.exception("indexer pass failed")
         await asyncio.sleep(interval)

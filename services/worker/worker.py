@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from services.worker import generation, scanning
-from shared import jobs, models
+from shared import database, jobs, models
 from shared.config import Config
 from shared.models import Status
 
@@ -33,7 +33,7 @@ class Worker:
         self.handlers = job_handlers(config)
 
     async def run(self) -> None:
-        await jobs.report_health(self.db, self.id)
+        await self.register()
         log.info("worker %s started with %d slots", self.id, self.config.parallelism)
         stopping = asyncio.Event()
         heartbeat = asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval, stopping))
@@ -54,6 +54,17 @@ class Worker:
                 log.warning("could not deregister worker %s: %s", self.id, exc)
             log.info("worker %s stopped", self.id)
 
+    async def register(self) -> None:
+        """The first health report, before any claim (the maintenance task releases the jobs of
+        unknown workers); a database that is away delays the start, it does not end the worker."""
+        while True:
+            try:
+                await jobs.report_health(self.db, self.id)
+                return
+            except database.UNAVAILABLE as exc:
+                log.warning("worker %s waits for the database: %s", self.id, str(exc).split(",")[0])
+                await asyncio.sleep(self.config.poll_interval)
+
     async def sweep_temp_files(self) -> None:
         """Remove the temporary CARs of dead workers now and then, not only at start: a worker
         restarted right after a crash finds them too young to remove, and would otherwise keep
@@ -66,11 +77,19 @@ class Worker:
             await asyncio.sleep(generation.STALE_SWEEP_INTERVAL)
 
     async def slot(self) -> None:
+        away = False  # the database: said once per outage, not once per poll
         while True:
             try:
                 ran = await self.run_one()
-            except Exception as exc:  # the database is down, say: wait and go on
-                log.warning("worker slot: %s", exc)
+                if away:
+                    log.info("worker slot: the database is back, resuming")
+                away = False
+            except Exception as exc:
+                if not database.unavailable(exc):
+                    log.warning("worker slot: %s", exc)
+                elif not away:
+                    log.warning("worker slot paused, the database is unavailable: %s", str(exc).split(",")[0])
+                    away = True
                 ran = False
             if not ran:
                 await asyncio.sleep(self.config.poll_interval)
@@ -112,4 +131,4 @@ class Worker:
             except Exception as exc:
                 log.warning("cannot hand back %s %s yet: %s", collection, job_id, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+                delay = min(delay * 2, 2)  # short: until it is handed back, the job waits
