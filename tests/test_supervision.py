@@ -244,3 +244,23 @@ def test_make_run_prepares_the_sample_on_the_embedded_database(tmp_path):
         chunks = list(client["singularity"][models.GENERATION].find({"preparationId": prep["_id"]}))
         assert chunks and all(c["status"] == "completed" and c["pieceCid"] for c in chunks)
         assert all((tmp_path / "cars" / f"{c['dataCid']}.car").is_file() for c in chunks)
+
+
+def test_a_guest_takes_over_when_the_owner_run_and_its_database_die(tmp_path):
+    port = free_port()
+    owner_config, guest_config = embedded_config(tmp_path, port), embedded_config(tmp_path, port)
+    owner = start_run(owner_config, tmp_path / "owner.log", "preparation")
+    server = one_server(port)
+    guest_log = tmp_path / "guest.log"
+    guest = start_run(guest_config, guest_log, "preparation")
+    try:
+        stop(owner, signal.SIGKILL)
+        wait_until(lambda: process_identity(server) is None, 15, what="the database dying with its owner")
+        api = service_url(guest_config, "deal_preparation_service") + "/preparations"
+        wait_until(lambda: get(api)[0] == 200 and database_servers(port), 60, interval=0.2,
+                   what="the guest's API answering on a database it started")
+        assert "is gone along with its owner; starting it" in guest_log.read_text()
+    finally:
+        stop(guest)
+    assert guest.returncode == 0
+    assert_nothing_left(port, guest_config)
