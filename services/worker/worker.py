@@ -3,6 +3,7 @@ each claim one job at a time (scanning first, then CAR generation)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from typing import Awaitable, Callable
@@ -57,12 +58,13 @@ class Worker:
     async def register(self) -> None:
         """The first health report, before any claim (the maintenance task releases the jobs of
         unknown workers); a database that is away delays the start, it does not end the worker."""
-        while True:
+        for attempt in itertools.count():
             try:
                 await jobs.report_health(self.db, self.id)
                 return
             except database.UNAVAILABLE as exc:
-                log.warning("worker %s waits for the database: %s", self.id, str(exc).split(",")[0])
+                if attempt == 0:
+                    log.warning("worker %s waits for the database: %s", self.id, str(exc).split(",")[0])
                 await asyncio.sleep(self.config.poll_interval)
 
     async def sweep_temp_files(self) -> None:
