@@ -17,8 +17,7 @@ from cli.common import get_config
 from rich.console import Console
 
 from cli.output import print_json
-from services.indexing import retrieval, sources
-from services.preparation import validation
+from services.indexing import model, retrieval, sources
 
 errors = Console(stderr=True)
 
@@ -90,12 +89,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_target(target: str) -> None:
-    """A dataset name must be one a preparation can have (so never '..' or '.'); an index CID
-    passes as it is."""
+    """The dataset name becomes the output folder's name: never '.' or '..'."""
     head, _ = retrieval.split_target(target)
-    problem = None if retrieval.is_index_cid(head) else validation.name_problem(head)
-    if problem:
-        raise CliError(f"{head!r} is not a dataset name or an index CID: a dataset name {problem}", exit_code=2)
+    try:
+        model.check_name(head)
+    except ValueError:
+        raise CliError(f"{head!r} is not a dataset name or an index CID", exit_code=2) from None
 
 
 def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,

@@ -127,7 +127,10 @@ def browser_guard(config: Config):
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None:
             own = f"{request.scheme}://{host}".lower() if host else None
-            if origin.rstrip("/").lower() not in origins and origin.lower() != own:
+            if origin.rstrip("/").lower() in origins:
+                if request.method == "OPTIONS" and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+                    return web.Response(status=204, headers=_PREFLIGHT)  # the answer on_prepare completes
+            elif origin.lower() != own:
                 return error_response(403, "origin not allowed",
                                       {"origin": origin, "allow it with": "[connection] allowed_origins"})
         if request.method in STATE_CHANGING and request.content_type != "application/json":
@@ -136,6 +139,28 @@ def browser_guard(config: Config):
         return await handler(request)
 
     return guard
+
+
+_PREFLIGHT = {
+    hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, HEAD, POST, PUT, PATCH, DELETE",
+    hdrs.ACCESS_CONTROL_ALLOW_HEADERS: "Authorization, Content-Type, Range",
+    hdrs.ACCESS_CONTROL_MAX_AGE: "600",
+}
+
+
+def cors_headers(config: Config):
+    """An on_response_prepare hook: answers to a page of an allowed origin carry the CORS headers
+    that let the browser hand them to it (streamed answers too, whose headers go out early)."""
+    origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and origin.rstrip("/").lower() in origins:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "Content-Length, Content-Range, ETag"
+            response.headers.add(hdrs.VARY, "Origin")
+
+    return add
 
 
 # For each request, the (config key, token) pairs of which one must be sent as a Bearer token;
@@ -172,6 +197,7 @@ def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableD
     middlewares = [errors_middleware, browser_guard(config),
                    auth_middleware(tokens or api_token_policy(config))]
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
+    app.on_response_prepare.append(cors_headers(config))
     app[CONFIG] = config
     if db is not None:
         app[DB] = db

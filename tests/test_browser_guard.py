@@ -89,6 +89,18 @@ async def test_allowed_origins_is_the_one_place_to_admit_a_page(db, config, serv
                                    {"Origin": "http://localhost:3000", "Content-Type": "application/json"},
                                    body(dataset))
     assert answer.status == 201, answer.body
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:3000"
+    # The browser asks first before it sends a JSON post across origins (CORS preflight).
+    preflight = await rawhttp.request(api, "OPTIONS", "/preparation", {
+        "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status == 204
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "content-type" in preflight.headers["access-control-allow-headers"].lower()
+    refused = await rawhttp.request(api, "OPTIONS", "/preparation", {
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert refused.status == 403 and "access-control-allow-origin" not in refused.headers
     other = await rawhttp.request(api, "POST", "/preparation",
                                   {"Origin": "http://localhost:3001", "Content-Type": "application/json"},
                                   body(dataset, "other"))

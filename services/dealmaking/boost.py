@@ -6,6 +6,8 @@ a throwaway repo: `boost --repo TMP wallet import` reads the key file's content 
 key path never appears in an argv that `ps` could show), then `boost --repo TMP --json deal
 --wallet ...` sends the proposal, and the repo is deleted. The full node boost needs to read the
 chain head is passed as FULLNODE_API_INFO from [connection] unless the environment already sets it.
+A deal downloaded from our hosting service carries its token as `--http-headers`, which boost
+hands to the provider for the transfer.
 """
 from __future__ import annotations
 

@@ -98,10 +98,7 @@ def root_folder(prep: dict) -> str:
     """The folder a whole-dataset bundle unpacks into: the preparation's name when it is one safe
     file name (names are validated on creation, older records may predate that), else its id."""
     name = prep["name"]
-    try:
-        return model.check_name(name) if not any(ord(ch) < 0x20 for ch in name) else str(prep["_id"])
-    except ValueError:
-        return str(prep["_id"])
+    return str(prep["_id"]) if models.preparation_name_problem(name) else name
 
 
 def member_name(name: str) -> str:

@@ -5,6 +5,9 @@
     GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway subset)
     GET      /index/{name or id}       {"id", "name", "indexCid", "indexPin"} of a preparation
     GET|HEAD /bundle/{name or id}[/{path}]?filename=x.tar   a tar of a folder or file
+
+Only what belongs to an existing preparation is served (catalog.py); who needs which token is
+access.py's policy.
 """
 from __future__ import annotations
 

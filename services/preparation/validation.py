@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from shared import models
 from shared.api import Body, InvalidParameter
 
 MIN_DEAL_SIZE = 256
@@ -22,7 +23,7 @@ class NewPreparation:
 def new_preparation(body: Body, default_deal_size: int, dataset_roots: list[str]) -> NewPreparation:
     body.only("name", "path", "dealSize", "minSize", "maxSize")
     name = body.str("name").strip()
-    problem = name_problem(name)
+    problem = models.preparation_name_problem(name)
     if problem:
         raise InvalidParameter(f"name {problem}", name[:300])
     path = dataset_path(body.str("path"), dataset_roots)
@@ -46,26 +47,7 @@ def new_preparation(body: Body, default_deal_size: int, dataset_roots: list[str]
     return NewPreparation(name, path, deal_size, min_size, max_size)
 
 
-MAX_NAME_BYTES = 255
 ROOTS_KEY = "deal_preparation_service.dataset_roots"
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot name a preparation, or None. The name becomes a folder in bundles and
-    retrievals and a URL path segment, so it must be one safe file name."""
-    if name in ("", ".", ".."):
-        return "must not be empty, '.' or '..'"
-    if "/" in name:
-        return "must not contain '/'"
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
-        return "must not contain control characters"
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "must be valid UTF-8 text"
-    if size > MAX_NAME_BYTES:
-        return f"must be at most {MAX_NAME_BYTES} bytes of UTF-8 (it has {size})"
-    return None
 
 
 def inside_roots(path: str, roots: list[str]) -> bool:
