@@ -4,7 +4,9 @@
 untouched."""
 from __future__ import annotations
 
+import asyncio
 import json
+import tomllib
 
 import pytest
 
@@ -14,6 +16,7 @@ from services.preparation.routes import routes as prep_routes
 from shared import models
 from shared.api import create_app
 from tests import rawhttp
+from tests.processes import start, stop, wait_http, write_config
 
 
 @pytest.fixture
@@ -148,3 +151,31 @@ async def test_every_service_has_the_guard(db, config, serve_app):
     posted = await rawhttp.request(deal_api, "POST", "/deal", {"Content-Type": "text/plain"}, b"{}")
     assert posted.status == 415
     assert await db[models.DEAL_STATE].find_one({}) is None
+
+
+async def test_the_issue_reproducer_against_a_running_suite(tmp_path, db_url, db):
+    """Issue 8's sequence against `singularity run`: every step is refused and nothing is exported."""
+    config = write_config(tmp_path, db_url)
+    settings = tomllib.loads(config.read_text())
+    prep = f"http://127.0.0.1:{settings['deal_preparation_service']['port']}"
+    hosting = f"http://127.0.0.1:{settings['http_hosting_service']['port']}"
+    process = start(config, "preparation", "hosting", log=tmp_path / "suite.log")
+    try:
+        await asyncio.to_thread(wait_http, f"{prep}/preparations")
+        await asyncio.to_thread(wait_http, f"{hosting}/index/x")
+        etc = json.dumps({"name": "etc", "path": "/etc", "dealSize": "32MiB"}).encode()
+        plain = await rawhttp.request(prep, "POST", "/preparation", {"Content-Type": "text/plain"}, etc)
+        assert plain.status == 415
+        csrf = await rawhttp.request(prep, "POST", "/preparation", {
+            "Content-Type": "text/plain", "Origin": "http://evil.example"}, etc)
+        assert csrf.status == 403
+        rebound = await rawhttp.request(prep, "POST", "/preparation", {
+            "Content-Type": "application/json", "Host": "evil.example:3001",
+            "Origin": "http://evil.example:3001"}, etc)
+        assert rebound.status == 403
+        direct = await rawhttp.request(prep, "POST", "/preparation", {"Content-Type": "application/json"}, etc)
+        assert direct.status == 400 and "dataset_roots" in direct.json()["error"]
+        assert (await rawhttp.request(hosting, "GET", "/bundle/etc/shadow")).status == 404
+        assert await db[models.SCANNING].find_one({}) is None
+    finally:
+        stop(process)
