@@ -17,21 +17,23 @@ from cli.common import get_config
 from rich.console import Console
 
 from cli.output import print_json
-from services.indexing import retrieval, sources
+from services.indexing import model, retrieval, sources
 
 errors = Console(stderr=True)
 
 
 def _sources(urls: list[str]) -> list[sources.Source]:
-    connection = get_config().connection
-    own = connection.http_hosting_service.rstrip("/")
+    config = get_config()
+    own = config.connection.http_hosting_service.rstrip("/")
+    # Our own hosting service takes the owner's api_token everywhere, the hosting token for
+    # content; provider endpoints given with --from never see either.
+    token = config.connection.api_token or config.http_hosting_service.token
     urls = urls or [own]
     out = []
     for url in urls:
         if not _is_http_url(url):
             raise CliError(f"--from {url!r}: expected an http:// or https:// URL", exit_code=2)
-        # The api token is for our own hosting service; provider endpoints never see it.
-        out.append(sources.Source(url.rstrip("/"), connection.api_token if url.rstrip("/") == own else ""))
+        out.append(sources.Source(url.rstrip("/"), token if url.rstrip("/") == own else ""))
     return out
 
 
@@ -73,6 +75,7 @@ def register(app: typer.Typer) -> None:
         # leave a partial file; as an exception it unwinds through the code that deletes it.
         signal.signal(signal.SIGTERM, _terminated)
         try:
+            _check_target(target)
             summary = run(target, _sources(from_ or []), methods, output, tar, quiet=json_ or tar == "-")
         except retrieval.RetrievalError as exc:
             raise CliError(str(exc)) from None
@@ -83,6 +86,15 @@ def register(app: typer.Typer) -> None:
         elif tar != "-":
             errors.print(f"{summary['fetched']} file(s) retrieved, {summary['skipped']} already complete -> "
                          f"{summary['output']}", highlight=False, markup=False)
+
+
+def _check_target(target: str) -> None:
+    """The dataset name becomes the output folder's name: never '.' or '..'."""
+    head, _ = retrieval.split_target(target)
+    try:
+        model.check_name(head)
+    except ValueError:
+        raise CliError(f"{head!r} is not a dataset name or an index CID", exit_code=2) from None
 
 
 def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,

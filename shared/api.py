@@ -1,15 +1,17 @@
 """What every HTTP service shares: typed errors mapped to status codes in one place, the
-`{"error", "detail"}` body, the api_token check, request-body validation and serving."""
+`{"error", "detail"}` body, the checks every request passes (browser origin and host, content
+type, tokens), request-body validation and serving."""
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import hmac
+import ipaddress
 import json
 import logging
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.config import Config, parse_size
@@ -86,24 +88,124 @@ async def errors_middleware(request: web.Request, handler):
         return error_response(500, "internal error", None)
 
 
-def auth_middleware(token: str):
-    expected = f"Bearer {token}".encode()
+# What a web page can make a browser send to another origin without asking it first (a "simple"
+# request): a form post or fetch with these methods and a text/plain or form body.
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _hostname(host: str) -> str | None:
+    """The name or address in a Host header ("[::1]:3001" -> "::1"); None when malformed."""
+    if host.startswith("["):
+        end = host.find("]")
+        rest = host[end + 1:] if end > 0 else None
+        if rest is None or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return None
+        return host[1:end]
+    name, colon, port = host.partition(":")
+    if colon and not port.isdigit():
+        return None
+    return name.lower().rstrip(".")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def browser_guard(config: Config):
+    """Refuses what a page from elsewhere could make the user's browser send to a service on this
+    host: a request from a foreign Origin (CSRF), one addressed to a Host name that is not ours
+    (DNS rebinding: evil.example resolving to 127.0.0.1 makes the page same-origin with us), and a
+    state-changing request without a JSON body (a form or text/plain post needs no CORS preflight).
+    Clients that are not browsers (the CLI, boost, curl) send neither Origin nor a foreign Host."""
+    origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
+    hosts = {host.lower().rstrip(".") for host in config.connection.allowed_hosts}
 
     @web.middleware
+    async def guard(request: web.Request, handler):
+        host = request.headers.get(hdrs.HOST)
+        if host is not None:
+            name = _hostname(host)
+            if name is None or not (_is_ip(name) or name == "localhost" or name in hosts):
+                return error_response(403, "host not allowed",
+                                      {"host": host, "allow it with": "[connection] allowed_hosts"})
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None:
+            own = f"{request.scheme}://{host}".lower() if host else None
+            if origin.rstrip("/").lower() in origins:
+                if request.method == "OPTIONS" and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+                    return web.Response(status=204, headers=_PREFLIGHT)  # the answer on_prepare completes
+            elif origin.lower() != own:
+                return error_response(403, "origin not allowed",
+                                      {"origin": origin, "allow it with": "[connection] allowed_origins"})
+        if request.method in STATE_CHANGING and request.content_type != "application/json":
+            return error_response(415, "Content-Type must be application/json",
+                                  {"contentType": request.headers.get(hdrs.CONTENT_TYPE)})
+        return await handler(request)
+
+    return guard
+
+
+_PREFLIGHT = {
+    hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, HEAD, POST, PUT, PATCH, DELETE",
+    hdrs.ACCESS_CONTROL_ALLOW_HEADERS: "Authorization, Content-Type, Range",
+    hdrs.ACCESS_CONTROL_MAX_AGE: "600",
+}
+
+
+def cors_headers(config: Config):
+    """An on_response_prepare hook: answers to a page of an allowed origin carry the CORS headers
+    that let the browser hand them to it (streamed answers too, whose headers go out early)."""
+    origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and origin.rstrip("/").lower() in origins:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "Content-Length, Content-Range, ETag"
+            response.headers.add(hdrs.VARY, "Origin")
+
+    return add
+
+
+# For each request, the (config key, token) pairs of which one must be sent as a Bearer token;
+# none (or only empty tokens) means the request needs no token.
+TokenPolicy = Callable[[web.Request], Iterable[tuple[str, str]]]
+
+
+def api_token_policy(config: Config) -> TokenPolicy:
+    """The management APIs: connection.api_token, when set."""
+    required = (("connection.api_token", config.connection.api_token),)
+    return lambda request: required
+
+
+def auth_middleware(policy: TokenPolicy):
+    @web.middleware
     async def check(request: web.Request, handler):
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            return error_response(401, "missing or wrong api token", "send 'Authorization: Bearer <api_token>'")
+        accepted = [(key, token) for key, token in policy(request) if token]
+        if accepted:
+            given = request.headers.get(hdrs.AUTHORIZATION, "").encode()
+            # Every candidate is compared, so the time taken does not tell which one nearly matched.
+            matches = [hmac.compare_digest(given, f"Bearer {token}".encode()) for _, token in accepted]
+            if not any(matches):
+                keys = " or ".join(key for key, _ in accepted)
+                return error_response(401, "missing or wrong token", f"send 'Authorization: Bearer <{keys}>'")
         return await handler(request)
 
     return check
 
 
-def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef) -> web.Application:
-    middlewares = [errors_middleware]
-    if config.connection.api_token:
-        middlewares.append(auth_middleware(config.connection.api_token))
+def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef,
+               tokens: TokenPolicy | None = None) -> web.Application:
+    """Every service's app: errors mapped to JSON, requests a browser was tricked into sending
+    refused, and the tokens of `tokens` (default: connection.api_token) checked."""
+    middlewares = [errors_middleware, browser_guard(config),
+                   auth_middleware(tokens or api_token_policy(config))]
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
+    app.on_response_prepare.append(cors_headers(config))
     app[CONFIG] = config
     if db is not None:
         app[DB] = db

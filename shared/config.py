@@ -6,6 +6,7 @@ defaults apply. An unknown key, a wrong type or a bad size is a `ConfigError` na
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -61,6 +62,9 @@ def format_size(size: int, exact: bool = True) -> str:
     return f"{size} B"
 
 
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/-]+$")
+
+
 class Size(int):
     """A config field that also accepts a size string such as `32GiB`."""
 
@@ -74,8 +78,15 @@ class Connection:
     http_hosting_service: str = "http://127.0.0.1:8080"
     full_node_api: str = "http://127.0.0.1:1234"
     full_node_token: str = ""
-    # Shared secret: every service requires it and the CLI sends it, when set.
+    # Shared secret of the management APIs (preparation, deal making; bundles and /index on the
+    # hosting service unless public_bundles): required when set, and the CLI sends it.
     api_token: str = ""
+    # Web origins (scheme://host[:port]) whose pages may call the APIs besides each service's own;
+    # every other Origin is refused, so a page the user happens to open cannot drive them (CSRF).
+    allowed_origins: list[str] = field(default_factory=list)
+    # Host names the services answer to besides IP literals and localhost; any other Host header
+    # is refused, so a name rebound to 127.0.0.1 by its DNS cannot reach them (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -97,6 +108,9 @@ class DealPreparationService:
     # A worker whose last heartbeat is older than this loses its jobs to others.
     worker_timeout: float = 30.0
     maintenance_interval: float = 5.0
+    # A dataset path must resolve (symlinks followed) inside one of these directories: nothing
+    # else on the host can be exported. Relative entries are from the working directory.
+    dataset_roots: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -145,6 +159,11 @@ class HttpHostingService:
     bind: str = "127.0.0.1"
     port: int = 8080
     car_dir: str = "./.singularity/cars"
+    # When set, pieces, CARs and blocks need "Authorization: Bearer <token>"; deal making hands it
+    # to storage providers as the deal's HTTP headers. Empty: that content is public.
+    token: str = ""
+    # Bundles and /index follow connection.api_token unless this is true.
+    public_bundles: bool = False
 
 
 @dataclass
@@ -162,6 +181,11 @@ class Config:
 
 
 def _coerce(key: str, kind: typing.Any, value: typing.Any) -> typing.Any:
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list of {item.__name__}, got {type(value).__name__} {value!r}")
+        return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
     if kind is Size:
         try:
             return Size(parse_size(value))
@@ -216,6 +240,12 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{key}: must be positive")
     if config.deal_preparation_service.worker_timeout <= worker.heartbeat_interval:
         raise ConfigError("deal_preparation_service.worker_timeout: must exceed deal_preparation_worker.heartbeat_interval")
+    token = config.http_hosting_service.token
+    if token and not _TOKEN_RE.match(token):
+        # It travels as boost's `--http-headers Authorization=Bearer <token>`, which splits on "="
+        # and ",": a token holding either would reach providers mangled.
+        raise ConfigError("http_hosting_service.token: use only letters, digits and . _ ~ + / - "
+                          "(e.g. the output of `openssl rand -hex 32`)")
     for section in dataclasses.fields(config):
         value = getattr(config, section.name)
         if hasattr(value, "port") and not 0 <= value.port <= 65535:
@@ -255,3 +285,25 @@ def load(explicit: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse(data, path)
 
+
+
+def to_toml(data: dict) -> str:
+    """A config as TOML (sections of strings, numbers, booleans and lists of them), for tools
+    that write a config file for a run, such as `make run`."""
+    def value(v: typing.Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
+        if isinstance(v, list):
+            return "[" + ", ".join(value(item) for item in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value(v)}" for key, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -58,6 +58,27 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict]] = [
 ]
 
 
+MAX_NAME_BYTES = 255
+
+
+def preparation_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a preparation, or None. The name becomes a folder in bundles and
+    retrievals and a URL path segment, so it must be one safe file name."""
+    if name in ("", ".", ".."):
+        return "must not be empty, '.' or '..'"
+    if "/" in name:
+        return "must not contain '/'"
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
+        return "must not contain control characters"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "must be valid UTF-8 text"
+    if size > MAX_NAME_BYTES:
+        return f"must be at most {MAX_NAME_BYTES} bytes of UTF-8 (it has {size})"
+    return None
+
+
 def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_size: int) -> dict:
     return {
         "_id": new_id(),

@@ -47,7 +47,8 @@ def config(tmp_path, db_url) -> config_module.Config:
     return config_module.parse({
         "connection": {"database": db_url},
         "database": {"enabled": False},
-        "deal_preparation_service": {"worker_timeout": 2.0, "maintenance_interval": 0.2},
+        "deal_preparation_service": {"worker_timeout": 2.0, "maintenance_interval": 0.2,
+                                     "dataset_roots": [str(tmp_path)]},
         "deal_preparation_worker": {
             "out_dir": str(tmp_path / "cars"), "heartbeat_interval": 0.2, "poll_interval": 0.05,
         },

@@ -18,7 +18,8 @@ def write_config(tmp_path: Path, db_url: str, **sections: dict) -> Path:
     base = {
         "connection": {"database": db_url},
         "database": {"enabled": False},
-        "deal_preparation_service": {"port": free_port(), "worker_timeout": 2.0, "maintenance_interval": 0.2},
+        "deal_preparation_service": {"port": free_port(), "worker_timeout": 2.0, "maintenance_interval": 0.2,
+                                     "dataset_roots": [str(tmp_path)]},
         "deal_preparation_worker": {"out_dir": str(tmp_path / "cars"), "heartbeat_interval": 0.2,
                                     "poll_interval": 0.05, "parallelism": 1},
         "http_hosting_service": {"port": free_port(), "car_dir": str(tmp_path / "cars")},
@@ -41,8 +42,8 @@ def write_config(tmp_path: Path, db_url: str, **sections: dict) -> Path:
 def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (str, list)):
+        return json.dumps(value)  # a JSON string (or list of them) is a valid TOML value
     return str(value)
 
 

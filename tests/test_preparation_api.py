@@ -54,7 +54,7 @@ async def test_relative_and_tilde_paths_are_stored_absolute(api, db, dataset, mo
     ({"name": "x", "path": "{dataset}", "dealSize": 128}, 400, "power of two"),
     ({"name": "x", "path": "{dataset}", "dealSize": "128 GiB"}, 400, "power of two"),
     ({"name": "x", "path": "{dataset}", "dealSize": "lots"}, 400, "dealSize"),
-    ({"name": "x", "path": "/no/such/dir", "dealSize": 1024}, 400, "existing directory"),
+    ({"name": "x", "path": "{dataset}/no/such/dir", "dealSize": 1024}, 400, "existing directory"),
     ({"name": "x", "path": "{dataset}/a.txt", "dealSize": 1024}, 400, "existing directory"),
     ({"name": "x", "path": "{dataset}", "dealSize": 1024, "minSize": 900, "maxSize": 800}, 400, "minSize"),
     ({"name": "x", "path": "{dataset}", "dealSize": 1024, "maxSize": 1016}, 400, "127/128"),

@@ -6,6 +6,8 @@ a throwaway repo: `boost --repo TMP wallet import` reads the key file's content 
 key path never appears in an argv that `ps` could show), then `boost --repo TMP --json deal
 --wallet ...` sends the proposal, and the repo is deleted. The full node boost needs to read the
 chain head is passed as FULLNODE_API_INFO from [connection] unless the environment already sets it.
+A deal downloaded from our hosting service carries its token as `--http-headers`, which boost
+hands to the provider for the transfer.
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from services.dealmaking.proposal import Proposal
-from shared.config import Connection, DealMakingService
+from shared.config import Config, Connection
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,35 @@ class Completed:
     stderr: str
 
 
-def deal_arguments(proposal: Proposal) -> list[str]:
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    return (parts.scheme, (parts.hostname or "").lower(), port) if parts.hostname else None
+
+
+def transfer_headers(config: Config, url: str | None) -> list[str]:
+    """boost's `--http-headers` values for a deal's download: the hosting token, when one is set
+    and the URL is on our hosting service ([connection] http_hosting_service, or the public
+    replication_service.http_url_prefix). A URL elsewhere gets nothing: the provider sends these
+    headers to whatever host the URL names."""
+    token = config.http_hosting_service.token
+    if not token or url is None:
+        return []
+    ours = {_origin(u) for u in (config.connection.http_hosting_service, config.replication_service.http_url_prefix) if u}
+    if _origin(url) not in ours - {None}:
+        return []
+    return [f"Authorization=Bearer {token}"]
+
+
+def deal_arguments(proposal: Proposal, headers: list[str] = ()) -> list[str]:
     args = ["offline-deal"] if proposal.offline else ["deal", "--http-url", proposal.url,
                                                       "--car-size", str(proposal.car_size)]
+    if not proposal.offline:
+        for header in headers:
+            args += ["--http-headers", header]
     args += [
         "--provider", proposal.provider,
         "--commp", proposal.piece_cid,
@@ -101,14 +130,23 @@ async def run(argv: list[str], env: dict[str, str], timeout: float, stdin: bytes
     return Completed(process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
 
-def _message(result: Completed) -> str:
-    lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+def _output(result: Completed, secrets: list[str]) -> str:
+    """What boost printed, with any secret it might echo (a verbose boost logs its arguments)
+    blanked: its messages end up in DealState and in the API's answers."""
+    text = result.stderr + "\n" + result.stdout
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _message(result: Completed, secrets: list[str] = ()) -> str:
+    lines = [line.strip() for line in _output(result, secrets).splitlines() if line.strip()]
     text = " | ".join(lines[-5:]) or f"exit status {result.returncode}"
     return text[-_MAX_MESSAGE:]
 
 
-def _rejection(result: Completed) -> str | None:
-    for line in (result.stderr + "\n" + result.stdout).splitlines():
+def _rejection(result: Completed, secrets: list[str] = ()) -> str | None:
+    for line in _output(result, secrets).splitlines():
         at = line.lower().find(REJECTED_MARKER)
         if at >= 0:
             reason = line[at + len(REJECTED_MARKER):].lstrip(" :").strip()
@@ -129,10 +167,13 @@ def parse_output(stdout: str) -> dict:
     return data
 
 
-async def send_deal(settings: DealMakingService, connection: Connection, proposal: Proposal) -> dict:
+async def send_deal(config: Config, proposal: Proposal) -> dict:
     """Send one proposal; its parsed JSON answer, or BoostRejected / BoostFailed / BoostUnavailable."""
+    settings = config.deal_making_service
     key = proposal.key_path.read_bytes()
-    env = environment(connection)
+    env = environment(config.connection)
+    headers = transfer_headers(config, proposal.url)
+    secrets = [config.http_hosting_service.token] if headers else []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.timeout
     repo = tempfile.mkdtemp(prefix="boost-client-")
@@ -142,13 +183,13 @@ async def send_deal(settings: DealMakingService, connection: Connection, proposa
         if imported.returncode != 0:
             raise BoostFailed(f"importing the wallet key failed: {_message(imported)}")
         remaining = max(deadline - loop.time(), 0.001)
-        result = await run([*base, "--json", *deal_arguments(proposal)], env, remaining)
+        result = await run([*base, "--json", *deal_arguments(proposal, headers)], env, remaining)
     finally:
         # The repo's keystore holds the imported private key.
         shutil.rmtree(repo, ignore_errors=True)
     if result.returncode != 0:
-        reason = _rejection(result)
+        reason = _rejection(result, secrets)
         if reason is not None:
             raise BoostRejected(reason)
-        raise BoostFailed(_message(result))
+        raise BoostFailed(_message(result, secrets))
     return parse_output(result.stdout)

@@ -103,7 +103,7 @@ async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> di
     try:
         # Inside the try: a failed insert must release the pending key like any other failure.
         await db[models.DEAL_STATE].insert_one(deal)
-        answer = await boost.send_deal(config.deal_making_service, config.connection, proposal)
+        answer = await boost.send_deal(config, proposal)
         outcome = {"state": DealStatus.PROPOSED.value, "proposalCid": answer["dealUuid"],
                    "startEpoch": answer.get("startEpoch", proposal.start_epoch),
                    "endEpoch": answer.get("endEpoch"),

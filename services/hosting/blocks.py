@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 
-from services.hosting import paths
+from services.hosting import catalog, paths
 from shared.ipld import carfile, pbnode
 from shared import models
 from shared.ipld import cid as cidlib
@@ -28,11 +28,12 @@ async def read_at(path, offset: int, length: int) -> bytes:
 
 
 async def find_block(db, car_dir: str, cid: str) -> bytes | None:
-    """The bytes of block `cid` from any CAR under car_dir that the database places it in."""
+    """The bytes of block `cid` from any CAR under car_dir that the database places it in, of a
+    preparation that exists."""
     if paths.valid_cid(cid) is None:
         return None
     for collection, car_key in ((CAR_BLOCKS, "dataCid"), (models.INDEX_BLOCKS, "indexCid")):
-        async for doc in db[collection].find({"cid": cid}).limit(8):
+        for doc in await catalog.block_locations(db, collection, cid):
             path = paths.car_path(car_dir, doc.get(car_key, ""))
             if path is None:
                 continue

@@ -67,12 +67,13 @@ async def members(db, prep: dict, path: str) -> list[Member]:
     out: list[Member] = []
     seen_dirs: set[str] = set()
     by_path: dict[str, Member] = {}
+    top = root_folder(prep)
     for doc in docs:
         relative = doc["relativePath"]
         if base is None:  # the whole dataset unpacks into a folder named after it
-            name = f"{prep['name'].replace('/', '_')}/{relative}"
+            name = member_name(f"{top}/{relative}")
         else:
-            name = relative[len(base) + 1:] if base else relative
+            name = member_name(relative[len(base) + 1:] if base else relative)
         depth = name.count("/") + (1 if doc.get("directory") else 0)  # an empty directory is a member too
         for i in range(1, depth + 1):
             directory = "/".join(name.split("/")[:i])
@@ -91,6 +92,22 @@ async def members(db, prep: dict, path: str) -> list[Member]:
         if sum(int(r["end"]) - int(r["start"]) for r in member.ranges) != member.size:
             raise NotFound("the dataset's chunks do not cover this file completely", member.name)
     return out
+
+
+def root_folder(prep: dict) -> str:
+    """The folder a whole-dataset bundle unpacks into: the preparation's name when it is one safe
+    file name (names are validated on creation, older records may predate that), else its id."""
+    name = prep["name"]
+    return str(prep["_id"]) if models.preparation_name_problem(name) else name
+
+
+def member_name(name: str) -> str:
+    """A tar member name that is relative and normalized, whatever the database holds: extracting
+    a bundle can only ever create files below the folder it is extracted in (no tar slip)."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts or any("\0" in part for part in parts):
+        raise NotFound("the dataset holds a path that cannot be bundled safely", name)
+    return "/".join(parts)
 
 
 def safe_filename(name: str | None, default: str) -> str:

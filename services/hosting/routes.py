@@ -5,13 +5,15 @@
     GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway subset)
     GET      /index/{name or id}       {"id", "name", "indexCid", "indexPin"} of a preparation
     GET|HEAD /bundle/{name or id}[/{path}]?filename=x.tar   a tar of a folder or file
+
+Only what belongs to an existing preparation is served (catalog.py); who needs which token is
+access.py's policy.
 """
 from __future__ import annotations
 
 from aiohttp import web
 
-from services.hosting import blocks, bundle, paths, piece
-from shared import models
+from services.hosting import blocks, bundle, catalog, paths, piece
 from shared.api import CONFIG, DB, NotFound, json_response
 
 routes = web.RouteTableDef()
@@ -27,7 +29,7 @@ def _car_dir(request: web.Request) -> str:
 @routes.get(r"/{cid:[a-z0-9]+}.car")
 async def car_file(request: web.Request) -> web.StreamResponse:
     data_cid = request.match_info["cid"]
-    path = paths.car_path(_car_dir(request), data_cid)
+    path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid)
     if path is None:
         raise NotFound("no such CAR file", data_cid)
     # The same range handling as /piece (a multi-range or malformed Range gets the whole file, not
@@ -41,9 +43,7 @@ async def piece_bytes(request: web.Request) -> web.StreamResponse:
     piece_cid = request.match_info["cid"]
     if paths.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
-    cursor = request.app[DB][models.GENERATION].find(
-        {"pieceCid": piece_cid, "status": models.Status.COMPLETED.value}).limit(8)
-    async for gen in cursor:
+    for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
         car = paths.car_path(_car_dir(request), gen.get("dataCid") or "")
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue

@@ -1,10 +1,15 @@
+from services.hosting import access
 from services.hosting.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime
 
 
+def create(config, db):
+    return create_app(config, db, routes, tokens=access.policy(config))
+
+
 def app(runtime: Runtime):
-    return create_app(runtime.config, runtime.db, routes)
+    return create(runtime.config, runtime.db)
 
 
 async def run(runtime: Runtime) -> None:

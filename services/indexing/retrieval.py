@@ -68,6 +68,13 @@ def is_index_cid(text: str) -> bool:
         return False
 
 
+def _safe_name(name: str) -> str:
+    try:
+        return model.check_name(name)
+    except ValueError as exc:
+        raise RetrievalError(str(exc)) from None
+
+
 class Retriever:
     def __init__(self, srcs: list[sources.Source], methods: tuple[str, ...] = ("piece", "block")):
         if not srcs:
@@ -116,7 +123,7 @@ class Retriever:
                 raise RetrievalError(f"no {part!r} in /{'/'.join(walked)}")
             node = child
             walked.append(part)
-        name = model.check_name(walked[-1] if walked else root_name)
+        name = _safe_name(walked[-1] if walked else root_name)
         plan = Plan(index_cid, "/".join(walked), name, node.get("__type") == "dir")
         if plan.is_dir:
             plan.dirs.append(name)
@@ -127,7 +134,7 @@ class Retriever:
 
     def _collect(self, node: dict, prefix: str, plan: Plan) -> None:
         for name, value in model.entries(node, self.node):
-            path = f"{prefix}/{model.check_name(name)}"
+            path = f"{prefix}/{_safe_name(name)}"
             child = model.resolve(value, self.node)
             if not isinstance(child, dict):
                 raise RetrievalError(f"index entry {path} is malformed")

@@ -16,7 +16,8 @@ STATES = ("active", "paused", "removed")
 
 
 async def create(db: AsyncDatabase, config: Config, body: Body) -> dict:
-    request = new_preparation(body, config.deal_preparation_service.default_deal_size)
+    settings = config.deal_preparation_service
+    request = new_preparation(body, settings.default_deal_size, settings.dataset_roots)
     doc = models.scanning_request(request.name, request.path, request.deal_size, request.min_size, request.max_size)
     try:
         await db[models.SCANNING].insert_one(doc)

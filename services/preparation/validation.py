@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from shared import models
 from shared.api import Body, InvalidParameter
 
 MIN_DEAL_SIZE = 256
@@ -19,12 +20,13 @@ class NewPreparation:
     max_size: int
 
 
-def new_preparation(body: Body, default_deal_size: int) -> NewPreparation:
+def new_preparation(body: Body, default_deal_size: int, dataset_roots: list[str]) -> NewPreparation:
     body.only("name", "path", "dealSize", "minSize", "maxSize")
     name = body.str("name").strip()
-    if len(name) > 200:
-        raise InvalidParameter("name must be at most 200 characters")
-    path = dataset_path(body.str("path"))
+    problem = models.preparation_name_problem(name)
+    if problem:
+        raise InvalidParameter(f"name {problem}", name[:300])
+    path = dataset_path(body.str("path"), dataset_roots)
     deal_size = body.size("dealSize", required=False)
     deal_size = default_deal_size if deal_size is None else deal_size  # 0 is bad input, not "default"
     if deal_size & (deal_size - 1) or not MIN_DEAL_SIZE <= deal_size <= MAX_DEAL_SIZE:
@@ -45,8 +47,26 @@ def new_preparation(body: Body, default_deal_size: int) -> NewPreparation:
     return NewPreparation(name, path, deal_size, min_size, max_size)
 
 
-def dataset_path(raw: str) -> str:
+ROOTS_KEY = "deal_preparation_service.dataset_roots"
+
+
+def inside_roots(path: str, roots: list[str]) -> bool:
+    """Whether the resolved `path` lies in one of the resolved roots (or is one)."""
+    for root in roots:
+        root = os.path.realpath(os.path.expanduser(root))
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def dataset_path(raw: str, roots: list[str]) -> str:
     path = os.path.realpath(os.path.expanduser(raw))
+    if not inside_roots(path, roots):
+        # Checked before anything else is said about the path, so the API tells nothing about
+        # directories outside the roots (not even whether they exist).
+        raise InvalidParameter(f"path is outside every {ROOTS_KEY} directory: add a directory holding it to "
+                               f"{ROOTS_KEY} in the preparation service's config",
+                               {"path": raw, "key": ROOTS_KEY})
     if not os.path.isdir(path):
         raise InvalidParameter("path must be an existing directory", raw)
     try:

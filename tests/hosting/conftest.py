@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from services.hosting.routes import routes
+from services.hosting.service import create
 from services.indexing.indexer import build_index
-from shared.api import create_app
 from tests.hosting.fakes.prepared import prepare, write_tree
 
 MiB = 1 << 20
@@ -48,5 +47,5 @@ async def indexed(db, config, prepared):
 
 @pytest.fixture
 async def hosting(aiohttp_server, db, config):
-    server = await aiohttp_server(create_app(config, db, routes))
+    server = await aiohttp_server(create(config, db))
     return str(server.make_url("")).rstrip("/")

@@ -3,12 +3,14 @@
 Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl and obeys
 $FAKE_BOOST_DIR/control.json: {"reject": reason} refuses the deal, {"fail": message} fails to send,
 {"sleep": seconds} hangs first, {"garbage": true} prints non-JSON, {"head": N} sets the chain
-head when FULLNODE_API_INFO is not given.
+head when FULLNODE_API_INFO is not given, {"download": true} fetches the deal's --http-url with its
+--http-headers as the provider would (recorded in downloads.jsonl).
 """
 import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -38,7 +40,8 @@ def chain_head(ctl: dict) -> int:
 
 
 def flags(args: list) -> dict:
-    out, i = {}, 0
+    """Flag values by name; `--http-headers`, a repeatable flag, collects a list."""
+    out, i = {"http-headers": []}, 0
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--"):
@@ -53,9 +56,42 @@ def flags(args: list) -> dict:
             if i >= len(args):
                 fail(f"ERROR: flag --{name} needs a value")
             value = args[i]
-        out[name] = value
+        if name == "http-headers":
+            out[name].append(value)
+        else:
+            out[name] = value
         i += 1
     return out
+
+
+def http_headers(values: list) -> dict:
+    """boost's parsing: each value `key=value`, split on "=" into exactly two parts (and, being a
+    urfave/cli string slice, a value is also split on commas)."""
+    headers = {}
+    for value in (part for v in values for part in v.split(",")):
+        pieces = value.split("=")
+        if len(pieces) != 2:
+            fail(f"ERROR: malformed http header: {value}")
+        headers[pieces[0]] = pieces[1]
+    return headers
+
+
+def download(url: str, headers: dict) -> None:
+    """What the provider's boostd does with an accepted online deal: fetch the URL with the deal's
+    headers. The outcome is recorded in $FAKE_BOOST_DIR/downloads.jsonl."""
+    import hashlib
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            digest, size = hashlib.sha256(), 0
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+            record = {"url": url, "status": response.status, "bytes": size, "sha256": digest.hexdigest()}
+    except urllib.error.HTTPError as exc:
+        record = {"url": url, "status": exc.code, "bytes": 0, "sha256": None}
+    with open(STATE / "downloads.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def main() -> None:
@@ -104,6 +140,9 @@ def main() -> None:
     for name in required:
         if name not in opts:
             fail(f'ERROR: Required flag "{name}" not set')
+    headers = http_headers(opts.pop("http-headers"))
+    if headers and command != ["deal"]:
+        fail("ERROR: flag provided but not defined: -http-headers")
     if ctl.get("fail"):
         fail(f"ERROR: {ctl['fail']}")
     if ctl.get("reject"):
@@ -111,6 +150,8 @@ def main() -> None:
     if ctl.get("garbage"):
         print("sent deal proposal\ndeal uuid: not-json")
         return
+    if ctl.get("download") and command == ["deal"]:
+        download(opts["http-url"], headers)
     duration = int(opts.get("duration", 518400))
     start = int(opts["start-epoch"]) if "start-epoch" in opts else chain_head(ctl) + 5760
     answer = {

@@ -1,0 +1,51 @@
+"""What the hosting service may serve: the CARs, pieces and blocks of preparations that exist.
+
+A file in car_dir is not enough: after a preparation is removed its CARs stay on disk (and a
+removal interrupted half-way can leave its chunk records behind), yet none of it may be served.
+Each lookup goes by an indexed field (GenerationRequest.dataCid / pieceCid, CarBlock.cid,
+IndexBlock.cid), then checks the owning preparations by _id in one query: never a scan.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.hosting import paths
+from shared import models
+
+# Copies of one CID looked at per request: the same bytes prepared in a few datasets.
+MAX_COPIES = 8
+
+
+async def live(db, docs: list[dict]) -> list[dict]:
+    """The documents among `docs` whose preparation (`preparationId`) still exists."""
+    ids = list({doc.get("preparationId") for doc in docs if doc.get("preparationId")})
+    if not ids:
+        return []
+    found = {scan["_id"] async for scan in db[models.SCANNING].find({"_id": {"$in": ids}}, {"_id": 1})}
+    return [doc for doc in docs if doc.get("preparationId") in found]
+
+
+async def chunks(db, field: str, cid: str) -> list[dict]:
+    """Completed chunks of existing preparations whose `field` (dataCid or pieceCid) is `cid`."""
+    docs = await db[models.GENERATION].find(
+        {field: cid, "status": models.Status.COMPLETED.value}).limit(MAX_COPIES).to_list(None)
+    return await live(db, docs)
+
+
+async def car_file(db, car_dir: str, cid: str) -> Path | None:
+    """`<car_dir>/<cid>.car` when it is a completed chunk's CAR or the current index CAR of an
+    existing preparation."""
+    if paths.valid_cid(cid) is None:
+        return None
+    if not await chunks(db, "dataCid", cid):
+        # An index CAR's root block is the index CID itself.
+        roots = await db[models.INDEX_BLOCKS].find({"cid": cid, "indexCid": cid}).limit(MAX_COPIES).to_list(None)
+        if not await live(db, roots):
+            return None
+    return paths.car_path(car_dir, cid)
+
+
+async def block_locations(db, collection: str, cid: str) -> list[dict]:
+    """Where block `cid` lies in CARs of existing preparations, by `collection` (CarBlock or IndexBlock)."""
+    docs = await db[collection].find({"cid": cid}).limit(MAX_COPIES).to_list(None)
+    return await live(db, docs)
