@@ -17,7 +17,7 @@ from shared import jobs, models
 from shared.api import create_app, serve
 from shared.config import parse_size
 from tests.conftest import free_port
-from tests.processes import write_config
+from tests.processes import singularity, write_config
 from tests.scan_helpers import make_tree
 
 HUGE = "9" * 309  # float("9" * 309) is inf: int(inf) raised OverflowError, a 500
@@ -37,6 +37,18 @@ def test_sizes_are_exact():
     assert parse_size("8191.9990234375 TiB") == 8191 * 2**40 + 1023 * 2**30
     assert parse_size("0.5 KiB") == 512
     assert parse_size("000000000000000000000000000001 GiB") == 2**30
+
+
+@pytest.mark.parametrize("args", [
+    ["prep", "start", "--name", "x", "--path", ".", "--deal-size", HUGE],
+    ["deal", "send", "--wallet", "f1x", "--key-path", "k", "--provider", "f01", "--piece-cid", "baga",
+     "--piece-size", HUGE, "--data-cid", "bafy"],
+    ["commp", "-", "--piece-size", HUGE],
+])
+def test_the_cli_refuses_a_309_digit_size_in_one_line(tmp_path, db_url, args):
+    result = singularity(write_config(tmp_path, db_url), *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "too large" in result.stderr, result.stderr
 
 
 @pytest.fixture
