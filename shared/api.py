@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any, Callable, Iterable
 
-from aiohttp import hdrs, web
+from aiohttp import hdrs, web, web_protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.config import Config, parse_size
@@ -213,9 +213,36 @@ def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableD
     return app
 
 
+class _JsonErrorHandler(web_protocol.RequestHandler):
+    """aiohttp answers requests its HTTP parser refuses (a NUL in a header, an 8 KiB URL, a bad
+    request line) in text/plain, before any middleware runs; these get the JSON error body too."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; refuses once a response started
+        if status >= 500:
+            response = error_response(status, "internal error", None)
+        else:
+            response = error_response(status, "malformed HTTP request", (message or str(exc or ""))[:300] or None)
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _AppRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer  # the same server, answering parser errors in JSON
+        return server
+
+
 async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until cancelled, then close every connection and run the app's cleanups."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = _AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -25,27 +25,48 @@ _UNITS = {
     "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
     "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*([a-zA-Z]*)\s*$")
+# The largest byte count a database document (int64) holds: 8 EiB, far beyond any dataset.
+MAX_SIZE = 2**63 - 1
+# Beyond these many digits a number is over MAX_SIZE, or its fraction cannot make whole bytes of
+# any unit (at most 2**50 or 10**15): checked before any arithmetic, so a megabyte of digits is cheap.
+_MAX_DIGITS = 19
+_MAX_FRACTION_DIGITS = 50
 
 
 def parse_size(value: str | int) -> int:
-    """`32GiB`, `32 GiB`, `1.5TiB`, `20 GB` or a plain byte count, to bytes."""
+    """`32GiB`, `32 GiB`, `1.5TiB`, `20 GB` or a plain byte count, to bytes (exactly: no floats)."""
     if isinstance(value, bool):
         raise ValueError(f"not a size: {value!r}")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"a size cannot be negative: {value}")
+        if value > MAX_SIZE:
+            raise ValueError(f"too large: a size is at most {MAX_SIZE} bytes (8 EiB - 1)")
         return value
     if not isinstance(value, str):
         raise ValueError(f"not a size: {value!r}")
     match = _SIZE_RE.match(value)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {value!r} (use e.g. 32GiB, 1.5 TiB, 20 GB or a byte count)")
-    number, unit = match.groups()
-    size = float(number) * _UNITS[unit.lower()]
-    if size != int(size):
-        raise ValueError(f"not a whole number of bytes: {value!r}")
-    return int(size)
+    if not match or match.group(3).lower() not in _UNITS:
+        raise ValueError(f"not a size: {_shorten(value)} (use e.g. 32GiB, 1.5 TiB, 20 GB or a byte count)")
+    whole, fraction, unit = match.group(1).lstrip("0"), (match.group(2) or "").rstrip("0"), match.group(3)
+    if len(whole) > _MAX_DIGITS:
+        raise ValueError(f"too large: a size is at most {MAX_SIZE} bytes (8 EiB - 1)")
+    if len(fraction) > _MAX_FRACTION_DIGITS:
+        raise ValueError(f"not a whole number of bytes: {_shorten(value)}")
+    scale = 10 ** len(fraction)
+    numerator = (int(whole or "0") * scale + int(fraction or "0")) * _UNITS[unit.lower()]
+    if numerator % scale:
+        raise ValueError(f"not a whole number of bytes: {_shorten(value)}")
+    size = numerator // scale
+    if size > MAX_SIZE:
+        raise ValueError(f"too large: a size is at most {MAX_SIZE} bytes (8 EiB - 1)")
+    return size
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """An error message quotes bad input, but not a megabyte of it."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def format_size(size: int, exact: bool = True) -> str:

@@ -51,6 +51,29 @@ async def report_health(db: AsyncDatabase, worker_id: str) -> None:
     )
 
 
+async def live_workers(db: AsyncDatabase, timeout: float) -> set[str]:
+    """Ids of the workers that reported within `timeout` seconds, less those of this host whose
+    process is gone (a worker killed a moment ago still has a fresh report)."""
+    host = socket.gethostname()
+    live = set()
+    async for doc in db[models.HEALTH].find({"updatedAt": {"$gte": models.now() - timeout}}, {"host": 1, "pid": 1}):
+        pid = doc.get("pid")
+        if doc.get("host") == host and isinstance(pid, int) and pid > 0 and not _process_exists(pid):
+            continue
+        live.add(doc["_id"])
+    return live
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float, stopping: asyncio.Event) -> None:
     """Reports until `stopping` is set. It is stopped rather than cancelled so that no report is
     still in flight when the worker deregisters: a late upsert would bring the record back."""

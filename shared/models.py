@@ -160,6 +160,10 @@ INDEXES += [
 # can answer /ipfs/{cid} for index blocks: {cid, preparationId, indexCid, offset, length}.
 INDEX_BLOCKS = "IndexBlock"
 
+# Every collection holding documents of a preparation by its `preparationId`: removing the
+# preparation empties them all (its ScanningRequest goes first).
+OWNED_BY_PREPARATION = (GENERATION, GENERATION_FILES, SCAN_PROBLEMS, CAR_BLOCKS, INDEX_BLOCKS)
+
 INDEXES += [
     (INDEX_BLOCKS, [("cid", 1)], {}),
     (INDEX_BLOCKS, [("preparationId", 1), ("indexCid", 1)], {}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from services.worker.chunker import CLOSE, Chunker
+from services.worker.chunker import CLOSE, Chunker, Unplaceable
 from services.worker.walk import File, walk
 from shared import models
 
@@ -31,6 +31,8 @@ def reference_chunks(root, min_size, max_size, car_limit=None, deal_size=None) -
             if placed is CLOSE:
                 chunks.append(current)
                 current = []
+            elif isinstance(placed, Unplaceable):
+                continue  # the scan reports it and leaves it out
             else:
                 current.append((item.relative_path, placed.start, placed.end))
     if current:

@@ -114,6 +114,8 @@ async def test_kill_9_mid_car_another_worker_rebuilds_the_same_piece(db, db_url,
         await wait_for(completed)
     finally:
         stop(survivor)
+    # The victim's half-written CAR went at the survivor's start or at the retry, not an hour later.
+    assert list(out_dir.glob(".pack-*.car.tmp")) == []
     chunk = await db[models.GENERATION].find_one({"preparationId": scan["_id"]})
     assert chunk["attempts"] == 2
     files = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"]}).sort("order", 1).to_list(None)

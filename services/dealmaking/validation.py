@@ -167,17 +167,19 @@ def price(field: str, value) -> str:
 def key_path(field: str, value: str, key_dir: str) -> Path:
     # The path itself is a secret's location: errors never echo it. It must stay inside key_dir,
     # or any file the service can read (/etc/shadow) would be fed to boost and its errors echoed.
-    root = Path(key_dir).expanduser().resolve()
-    path = (root / Path(value).expanduser()).resolve()
-    if not path.is_relative_to(root):
-        raise InvalidParameter(f"{field} must name a file inside the configured key_dir")
-    if not path.is_file():
-        raise InvalidParameter(f"{field} does not name an existing file")
-    if path.stat().st_size > MAX_KEY_FILE:
-        raise InvalidParameter(f"{field} names a file too large to be a wallet key (over {MAX_KEY_FILE} bytes)")
     try:
+        root = Path(key_dir).expanduser().resolve()
+        path = (root / Path(value).expanduser()).resolve()
+        if not path.is_relative_to(root):
+            raise InvalidParameter(f"{field} must name a file inside the configured key_dir")
+        if not path.is_file():
+            raise InvalidParameter(f"{field} does not name an existing file")
+        if path.stat().st_size > MAX_KEY_FILE:
+            raise InvalidParameter(f"{field} names a file too large to be a wallet key (over {MAX_KEY_FILE} bytes)")
         with path.open("rb"):
             pass
-    except OSError:
-        raise InvalidParameter(f"{field} names a file the service cannot read") from None
+    except OSError as exc:
+        # A name too long for the file system (ENAMETOOLONG), a symlink loop, a file we may not
+        # read: bad input, named by its reason only.
+        raise InvalidParameter(f"{field} names no file the service can read: {exc.strerror}") from None
     return path

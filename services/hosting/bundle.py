@@ -1,9 +1,10 @@
 """`GET /bundle/{preparation}/{path}`: a tar of a prepared folder (or file), streamed from the CARs.
 
 Member list and Content-Length are computed from the GenerationFile documents first; then each
-file's ranges are read block by block from their chunks' CARs, verified, and written out, so
-neither the bundle nor a whole file is ever staged. A block that fails verification aborts the
-response (the client sees a short body, never silently wrong bytes).
+file's blocks are located a batch of members at a time (services/hosting/filedata.py), read from
+their chunks' CARs in long spans, verified, and written out: neither the bundle nor a whole file is
+ever staged, and the number of queries does not grow with the number of files. A block that fails
+verification aborts the response (the client sees a short body, never silently wrong bytes).
 """
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.hosting import paths
-from services.hosting.blocks import ChunkBlocks
+from services.hosting import filedata, paths
 from services.indexing import builder, model, tarformat
 from shared import models
 from shared.api import NotFound
 from shared.ipld import cid as cidlib
 
 log = logging.getLogger(__name__)
+
+BATCH = 1000  # members whose blocks are located together
+WRITE = 1 << 20  # bytes sent to the client at a time
 
 
 @dataclass
@@ -122,13 +125,16 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str) -> 
     path = clean_path(path)
     listed = await members(db, prep, path)
     generations = {g["_id"]: g async for g in db[models.GENERATION].find({"preparationId": prep["_id"]})}
+    on_host: set[str] = set()
     for member in listed:
         for doc in member.ranges:
             gen = generations.get(doc["generationId"])
             if gen is None or gen.get("status") != models.Status.COMPLETED.value:
                 raise NotFound("a chunk holding this path is not prepared yet", member.name)
-            if paths.car_path(car_dir, gen.get("dataCid") or "") is None:
-                raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
+            if gen["_id"] not in on_host:
+                if paths.car_path(car_dir, gen.get("dataCid") or "") is None:
+                    raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
+                on_host.add(gen["_id"])
     total = sum(tarformat.member_length(m.name, m.size, m.mtime, m.directory) for m in listed) + len(tarformat.END)
     filename = safe_filename(request.query.get("filename"), posixpath.basename(path) or prep["name"])
     response = web.StreamResponse(headers={
@@ -153,23 +159,70 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str) -> 
 
 
 async def _stream(response, db, car_dir: str, listed: list[Member], generations: dict) -> None:
-    readers: dict[str, ChunkBlocks] = {}
-    for member in listed:
-        await response.write(tarformat.header(member.name, member.size, member.mtime, member.directory))
-        if member.directory:
-            continue
-        for doc in member.ranges:
-            gen = generations[doc["generationId"]]
-            reader = readers.get(gen["_id"])
-            if reader is None:
-                reader = readers[gen["_id"]] = ChunkBlocks(db, paths.car_path(car_dir, gen["dataCid"]), gen["dataCid"])
-            written = 0
-            async for chunk in reader.file_chunks(cidlib.from_str(doc["cid"])):
-                written += len(chunk)
-                await response.write(chunk)
-            if written != int(doc["end"]) - int(doc["start"]):
-                raise ValueError(f"range of {member.name} has {written} bytes, expected "
-                                       f"{int(doc['end']) - int(doc['start'])}")
-        await response.write(tarformat.padding(member.size))
-    await response.write(tarformat.END)
+    cars: dict[str, filedata.Car] = {}
+
+    def car_of(doc: dict) -> filedata.Car:
+        gen = generations[doc["generationId"]]
+        if gen["_id"] not in cars:
+            cars[gen["_id"]] = filedata.Car(db, paths.car_path(car_dir, gen["dataCid"]), gen["dataCid"])
+        return cars[gen["_id"]]
+
+    out = _Output(response)
+    for start in range(0, len(listed), BATCH):
+        batch = listed[start:start + BATCH]
+        ranges = [doc for member in batch for doc in member.ranges]
+        contents = iter(await filedata.resolve([(car_of(doc), cidlib.from_str(doc["cid"])) for doc in ranges]))
+        parts: list = []
+        for member in batch:
+            parts.append(tarformat.header(member.name, member.size, member.mtime, member.directory))
+            if member.directory:
+                continue
+            for doc in member.ranges:
+                content = next(contents)
+                expected = int(doc["end"]) - int(doc["start"])
+                if filedata.length(content) != expected:
+                    raise ValueError(f"range of {member.name} has {filedata.length(content)} bytes, expected {expected}")
+                parts.extend(content)
+            parts.append(tarformat.padding(member.size))
+        await _send_spans(out, parts)
+    await out.write(tarformat.END)
+    await out.flush()
     await response.write_eof()
+
+
+async def _send_spans(out: "_Output", parts: list) -> None:
+    """Each span is read (in a thread) while the one before it is being sent."""
+    reading = None
+    try:
+        for group in filedata.spans(parts):
+            previous, reading = reading, asyncio.ensure_future(asyncio.to_thread(filedata.read_span, group))
+            if previous is not None:
+                await out.write(await previous)
+        if reading is not None:
+            previous, reading = reading, None
+            await out.write(await previous)
+    finally:
+        if reading is not None:  # the response failed: nobody will use this span
+            reading.cancel()
+            reading.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+
+class _Output:
+    """Writes to the response in pieces of about WRITE bytes, not one per tar header."""
+
+    def __init__(self, response):
+        self.response = response
+        self.pending: list[bytes] = []
+        self.size = 0
+
+    async def write(self, data: bytes) -> None:
+        self.pending.append(data)
+        self.size += len(data)
+        if self.size >= WRITE:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending:
+            data = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+            self.pending, self.size = [], 0
+            await self.response.write(data)

@@ -58,10 +58,15 @@ async def build_index(db, config, preparation_id: str) -> str | None:
     # Blocks of an earlier index of this preparation go only once the new ones are findable.
     await db[models.INDEX_BLOCKS].delete_many({"preparationId": preparation_id, "indexCid": {"$ne": index_cid}})
     old = prep.get("indexCid")
-    await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
+    saved = await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
         "indexCid": index_cid, "indexCar": path, "indexedAt": models.now(), "indexError": None,
         "indexPin": {"status": "pending", "attempts": 0, "error": None, "nextAttempt": None},
     }, "$unset": {"indexLease": ""}})
+    if saved.matched_count == 0:
+        # Removed while we built: nothing else would delete the blocks just written.
+        await db[models.INDEX_BLOCKS].delete_many({"preparationId": preparation_id})
+        log.info("preparation %s was removed while its index was built", preparation_id)
+        return None
     if old and old != index_cid:
         _remove_quietly(os.path.join(out_dir, f"{old}.car"))
     log.info("indexed preparation %s: %s (%d blocks)", preparation_id, index_cid, len(blocks))

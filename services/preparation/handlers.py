@@ -51,7 +51,7 @@ async def set_state(db: AsyncDatabase, preparation_id: str, body: Body) -> dict:
 async def remove(db: AsyncDatabase, preparation_id: str) -> None:
     # The request goes first, so a worker still scanning it notices and stops writing.
     await db[models.SCANNING].delete_one({"_id": preparation_id})
-    for collection in (models.GENERATION, models.GENERATION_FILES, models.SCAN_PROBLEMS, models.CAR_BLOCKS):
+    for collection in models.OWNED_BY_PREPARATION:
         await db[collection].delete_many({"preparationId": preparation_id})
 
 

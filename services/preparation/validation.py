@@ -4,10 +4,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from services.worker.chunker import smallest_deal_size
 from shared import models
 from shared.api import Body, InvalidParameter
+from shared.config import format_size
 
-MIN_DEAL_SIZE = 256
+# Below this a piece cannot hold a chunk of even one small file with its CAR framing.
+MIN_DEAL_SIZE = smallest_deal_size()
 MAX_DEAL_SIZE = 64 * 2**30
 
 
@@ -30,7 +33,8 @@ def new_preparation(body: Body, default_deal_size: int, dataset_roots: list[str]
     deal_size = body.size("dealSize", required=False)
     deal_size = default_deal_size if deal_size is None else deal_size  # 0 is bad input, not "default"
     if deal_size & (deal_size - 1) or not MIN_DEAL_SIZE <= deal_size <= MAX_DEAL_SIZE:
-        raise InvalidParameter("dealSize must be a power of two between 256 B and 64 GiB", deal_size)
+        raise InvalidParameter(f"dealSize must be a power of two between {format_size(MIN_DEAL_SIZE)} and "
+                               f"{format_size(MAX_DEAL_SIZE)}", deal_size)
     min_size = body.size("minSize", required=False)
     max_size = body.size("maxSize", required=False)
     min_size = int(deal_size * 0.6) if min_size is None else min_size

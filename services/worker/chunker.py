@@ -25,6 +25,18 @@ LINK = 64  # a dag-pb link without its name: CID, name and size fields, and HAMT
 PER_MIB = 128  # a leaf of a multi-block file: its link and blocksize in a file node
 DIRECTORY = BLOCK + LINK + 16  # a directory node and its link in the parent, without the name
 SLIVER = 4096  # the smallest part of a file worth splitting off to top up a chunk
+NAME_MAX = 255  # bytes of the longest file name Linux file systems allow
+
+
+def smallest_deal_size() -> int:
+    """The smallest power-of-two deal size whose piece holds a chunk of one byte of a file with
+    the longest name at the dataset root, by the estimates above (1 KiB): below it, a piece would
+    have to outgrow the deal size for ordinary files."""
+    need = CAR_BASE + BLOCK + LINK + NAME_MAX + 1
+    size = 1
+    while size * 127 // 128 < need:
+        size *= 2
+    return size
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,14 @@ class Close:
 
 
 CLOSE = Close()
+
+
+@dataclass(frozen=True)
+class Unplaceable:
+    """Yielded instead of the entries of a file whose directory nodes and links alone outgrow an
+    empty chunk's piece (a deep path of long names with a small deal size): it is left out, and
+    reported, rather than let a piece outgrow the deal size."""
+    file: File
 
 
 def car_overhead(file: File, length: int, new_directories: Components) -> int:
@@ -67,7 +87,7 @@ class Chunker:
         if not 0 < self.min_size <= self.max_size:
             raise ValueError("need 0 < min_size <= max_size")
 
-    def add(self, file: File, start: int = 0) -> Iterator[Entry | Close]:
+    def add(self, file: File, start: int = 0) -> Iterator[Entry | Close | Unplaceable]:
         """Place `file[start:]`: entries of the open chunk, with CLOSE wherever a chunk ends. A
         file has at most one entry per chunk; a split one closes the chunk it fills."""
         position = start
@@ -79,10 +99,11 @@ class Chunker:
                 if self.count and room < min(take, SLIVER):  # the next chunk takes it whole or a larger part
                     yield self.close()
                     continue
-                if room > 0 or self.count:
-                    take = room
-                # else an empty chunk whose piece cannot hold even this entry's links: a deal size
-                # of a few hundred bytes, where the piece may outgrow it rather than the scan stall.
+                if not self.count and (room < 0 or (room == 0 and take > 0)):
+                    # Even an empty chunk's piece cannot hold this entry's links, and never will.
+                    yield Unplaceable(file)
+                    return
+                take = room
             self.place(file, take)
             position += take
             yield Entry(file, position - take, position)

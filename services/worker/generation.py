@@ -18,19 +18,37 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import jobs, models
 from shared.config import Config
-from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, pack_chunk
+from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, SourceUnreadable, pack_chunk
 from shared.models import Status
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between ownership checks and progress reports
 BATCH = 1000
-# A temporary CAR untouched this long belongs to a worker that died: a live pack writes every block.
+# A temporary CAR is named for the worker writing it (`.pack-<workerId>-<random>.car.tmp`), so one
+# whose worker is no longer live is removed as soon as a worker starts or a chunk is retried. One
+# without an owner in its name (older versions) goes once untouched this long.
+TEMP_PREFIX = ".pack-"
+TEMP_SUFFIX = ".car.tmp"
 STALE_TEMP_AGE = 3600.0
-STALE_SWEEP_INTERVAL = 600.0  # seconds between the worker's looks for them
+STALE_SWEEP_INTERVAL = 60.0  # seconds between the worker's looks for them
 
 
-def remove_stale_temp_files(out_dir: str, max_age: float = STALE_TEMP_AGE) -> int:
+def temp_prefix(worker_id: str) -> str:
+    return f"{TEMP_PREFIX}{worker_id}-"
+
+
+def temp_owner(name: str) -> str | None:
+    """The worker id in a temporary CAR's name (mkstemp adds 8 characters, none of them '-')."""
+    if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+        return None
+    owner, dash, random = name[len(TEMP_PREFIX):-len(TEMP_SUFFIX)].rpartition("-")
+    return owner if dash and owner and len(random) == 8 else None
+
+
+def remove_stale_temp_files(out_dir: str, max_age: float = STALE_TEMP_AGE, live: set[str] | None = None) -> int:
+    """Delete the temporary CARs of workers not in `live` (all owners count as live when it is
+    None), and those without an owner once older than max_age."""
     removed = 0
     cutoff = time.time() - max_age
     try:
@@ -38,9 +56,11 @@ def remove_stale_temp_files(out_dir: str, max_age: float = STALE_TEMP_AGE) -> in
     except FileNotFoundError:
         return 0
     for entry in entries:
-        if entry.name.startswith(".pack-") and entry.name.endswith(".car.tmp"):
+        if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX):
+            owner = temp_owner(entry.name)
             try:
-                if entry.stat().st_mtime < cutoff:
+                if (owner is not None and live is not None and owner not in live) or \
+                        (owner is None and entry.stat().st_mtime < cutoff):
                     os.unlink(entry.path)
                     removed += 1
             except FileNotFoundError:
@@ -48,6 +68,12 @@ def remove_stale_temp_files(out_dir: str, max_age: float = STALE_TEMP_AGE) -> in
     if removed:
         log.info("removed %d temporary CAR files left by dead workers in %s", removed, out_dir)
     return removed
+
+
+async def remove_orphan_temp_files(db: AsyncDatabase, out_dir: str, worker_timeout: float) -> int:
+    """Delete the temporary CARs that no live worker owns (see jobs.live_workers)."""
+    live = await jobs.live_workers(db, worker_timeout)
+    return await asyncio.to_thread(remove_stale_temp_files, out_dir, STALE_TEMP_AGE, live)
 
 
 class Progress:
@@ -66,25 +92,31 @@ class Progress:
 
 def handler(config: Config):
     out_dir = os.path.abspath(config.deal_preparation_worker.out_dir)
+    worker_timeout = config.deal_preparation_service.worker_timeout
 
     async def generate(db: AsyncDatabase, job: dict, worker_id: str) -> None:
-        await GenerationRun(db, job, worker_id, out_dir).run()
+        await GenerationRun(db, job, worker_id, out_dir, worker_timeout).run()
 
     return generate
 
 
 class GenerationRun:
-    def __init__(self, db: AsyncDatabase, job: dict, worker_id: str, out_dir: str):
+    def __init__(self, db: AsyncDatabase, job: dict, worker_id: str, out_dir: str, worker_timeout: float = 30.0):
         self.db = db
         self.job = job
         self.id = job["_id"]
         self.worker_id = worker_id
         self.out_dir = out_dir
+        self.worker_timeout = worker_timeout  # after which a silent worker's temporary CAR is garbage
         self.stop = threading.Event()
         self.progress = Progress()
 
     async def run(self) -> None:
         os.makedirs(self.out_dir, exist_ok=True)
+        if self.job.get("attempts", 1) > 1:
+            # A retry: the worker that had this chunk may have died mid-CAR and left its temporary
+            # file, up to a deal size, which nobody else would remove before a restart.
+            await remove_orphan_temp_files(self.db, self.out_dir, self.worker_timeout)
         files = await self.db[models.GENERATION_FILES].find(
             {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
         empty_dirs = [f["relativePath"] for f in files if f.get("directory")]
@@ -99,13 +131,16 @@ class GenerationRun:
         try:
             result = await asyncio.to_thread(
                 pack_chunk, entries, self.out_dir, min_piece_size=deal_size, empty_dirs=empty_dirs,
-                should_stop=self.stop.is_set,
+                should_stop=self.stop.is_set, temp_prefix=temp_prefix(self.worker_id),
                 collect_blocks=True, progress=self.progress.add)
         except PackCancelled:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)
             return
         except SourceChanged as exc:
             await self.fail(f"file changed since the scan: {exc}")
+            return
+        except SourceUnreadable as exc:
+            await self.fail(f"source file unreadable: {exc}")
             return
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):

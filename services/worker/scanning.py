@@ -19,7 +19,7 @@ import time
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.worker.chunker import CLOSE, Chunker, Entry
+from services.worker.chunker import CLOSE, Chunker, Entry, Unplaceable
 from services.worker.walk import Problem, walk
 from shared import jobs, models
 from shared.models import Status
@@ -82,6 +82,10 @@ class ScanRun:
                     for placed in self.chunker.add(item, start):
                         if placed is CLOSE:
                             await self.close_chunk()
+                        elif isinstance(placed, Unplaceable):
+                            self.problem_docs.append(self.problem_doc(Problem(
+                                "error", item.path, "its path is too deep for the deal size: the directory "
+                                "nodes alone would outgrow a piece (use a larger dealSize)")))
                         else:
                             self.place(placed)
                 await self.flush()

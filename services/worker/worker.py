@@ -30,6 +30,7 @@ class Worker:
     def __init__(self, db: AsyncDatabase, config: Config):
         self.db = db
         self.config = config.deal_preparation_worker
+        self.worker_timeout = config.deal_preparation_service.worker_timeout
         self.id = str(uuid.uuid4())
         self.handlers = job_handlers(config)
 
@@ -68,13 +69,12 @@ class Worker:
                 await asyncio.sleep(self.config.poll_interval)
 
     async def sweep_temp_files(self) -> None:
-        """Remove the temporary CARs of dead workers now and then, not only at start: a worker
-        restarted right after a crash finds them too young to remove, and would otherwise keep
-        them (up to a deal size each) until its next restart."""
+        """Remove the temporary CARs that no live worker owns: at start, then now and then, since
+        a worker of another host killed a moment ago still counts as live at our start."""
         while True:
             try:
-                await asyncio.to_thread(generation.remove_stale_temp_files, self.config.out_dir)
-            except OSError as exc:
+                await generation.remove_orphan_temp_files(self.db, self.config.out_dir, self.worker_timeout)
+            except (OSError, PyMongoError) as exc:
                 log.warning("cannot clean temporary CARs in %s: %s", self.config.out_dir, exc)
             await asyncio.sleep(generation.STALE_SWEEP_INTERVAL)
 

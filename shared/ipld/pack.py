@@ -35,6 +35,15 @@ class SourceChanged(Exception):
         self.path = path
 
 
+class SourceUnreadable(Exception):
+    """A source file the packer may not open or read (permissions, an I/O error): the chunk fails
+    naming the file; once that is fixed, a retry packs the same bytes."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+
+
 class PackCancelled(Exception):
     """should_stop() asked to abandon the pack."""
 
@@ -144,7 +153,7 @@ class _Packer:
 
     def file(self, e: PackEntry) -> Link:
         try:
-            with open(_open_source(e), "rb", buffering=0) as f:
+            with open(_source_fd(e), "rb", buffering=0) as f:
                 _check(e, os.fstat(f.fileno()))
                 if hasattr(os, "posix_fadvise"):  # a larger readahead window; a hint only
                     os.posix_fadvise(f.fileno(), e.start, e.end - e.start, os.POSIX_FADV_SEQUENTIAL)
@@ -155,7 +164,7 @@ class _Packer:
                     buf = self.commp.acquire()
                     try:
                         want = min(self.chunk_size, remaining)
-                        n = _read_full(f, memoryview(buf)[:want])
+                        n = _read_full(e, f, memoryview(buf)[:want])
                         if n < want:
                             raise SourceChanged(e.path, "shorter than at scan time")
                         builder.add_chunk(memoryview(buf)[:n])
@@ -210,10 +219,22 @@ def _open_source(e: PackEntry) -> int:
         raise
 
 
-def _read_full(f, view: memoryview) -> int:
+def _source_fd(e: PackEntry) -> int:
+    try:
+        return _open_source(e)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise  # the file changed since the scan (see _Packer.file)
+    except OSError as exc:  # EACCES, EPERM, EIO: reading, not writing, failed
+        raise SourceUnreadable(e.path, f"cannot be read: {exc.strerror or exc}") from exc
+
+
+def _read_full(e: PackEntry, f, view: memoryview) -> int:
     got = 0
     while got < len(view):
-        n = f.readinto(view[got:])
+        try:
+            n = f.readinto(view[got:])
+        except OSError as exc:
+            raise SourceUnreadable(e.path, f"cannot be read: {exc.strerror or exc}") from exc
         if not n:
             break
         got += n
@@ -252,12 +273,12 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
          build: Callable[[_Packer], Link], chunk_size: int, progress=None,
-         min_piece_size: int | None = None) -> tuple[Link, PackResult]:
+         min_piece_size: int | None = None, temp_prefix: str = ".pack-") -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
             raise ValueError(f"{payload} bytes of data cannot fit a {piece_size}-byte piece")
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".pack-", suffix=".car.tmp")
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=temp_prefix, suffix=".car.tmp")
     packer = None
     try:
         packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress)
@@ -305,7 +326,8 @@ def _fsync_dir(path: str) -> None:
 def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None = None,
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
                chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
-               min_piece_size: int | None = None, empty_dirs: Iterable[str] = ()) -> PackResult:
+               min_piece_size: int | None = None, empty_dirs: Iterable[str] = (),
+               temp_prefix: str = ".pack-") -> PackResult:
     """CAR of a directory holding every entry at its relative path, and the empty directories
     named in empty_dirs; see PackResult (entry_cids are those of the entries).
 
@@ -313,6 +335,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     it when the CAR fits and otherwise keeps the CAR's own piece size.
 
     progress(n) is called from the packing thread with each count of source bytes read.
+    The CAR is written as `<out_dir>/<temp_prefix>XXXXXXXX.car.tmp` until it is complete.
 
     Entries are dicts or objects with path, relative_path, start, end, size, mtime. The CAR is
     `<out_dir>/<dataCid>.car`, renamed into place only once complete and fsynced.
@@ -322,7 +345,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     cids: dict[int, bytes] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids), chunk_size, progress, min_piece_size)
+                     lambda p: p.directory(tree, cids), chunk_size, progress, min_piece_size, temp_prefix)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
     return result
 
