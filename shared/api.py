@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared import metrics
 from shared.config import Config, parse_size
 
 log = logging.getLogger(__name__)
@@ -91,14 +92,18 @@ def auth_middleware(token: str):
     return check
 
 
-def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef) -> web.Application:
-    middlewares = [errors_middleware]
+def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef,
+               service: str = "api") -> web.Application:
+    # Outermost, so it sees the status every other middleware settled on (401s included).
+    middlewares = [metrics.measure(service), errors_middleware]
     if config.connection.api_token:
         middlewares.append(auth_middleware(config.connection.api_token))
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
     app[CONFIG] = config
     if db is not None:
         app[DB] = db
+    # Behind the api_token like every route (the middlewares above apply to it).
+    app.router.add_get("/metrics", metrics.scrape(db))
     app.add_routes(routes)
     return app
 

@@ -5,7 +5,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
-from shared import models
+from shared import metrics, models
 
 DEFAULT_DATABASE = "singularity"
 
@@ -17,6 +17,7 @@ def database_name(url: str) -> str:
 def client(url: str, **options) -> AsyncMongoClient:
     options.setdefault("serverSelectionTimeoutMS", 10_000)
     options.setdefault("tz_aware", True)
+    options.setdefault("event_listeners", [metrics.DatabaseErrors()])
     return AsyncMongoClient(url, **options)
 
 

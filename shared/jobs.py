@@ -14,26 +14,31 @@ import socket
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import models
+from shared import metrics, models
 from shared.models import Status
 
 log = logging.getLogger(__name__)
 
 
 async def claim(db: AsyncDatabase, collection: str, worker_id: str, sort: list | None = None) -> dict | None:
-    return await db[collection].find_one_and_update(
+    job = await db[collection].find_one_and_update(
         {"status": Status.ACTIVE.value, "workerId": None},
         # attempts counts claims: more than one means the job was interrupted and taken up again.
         {"$set": {"workerId": worker_id, "claimedAt": models.now()}, "$inc": {"attempts": 1}},
         sort=sort or [("_id", 1)],
         return_document=ReturnDocument.AFTER,
     )
+    if job is not None:
+        metrics.JOBS_CLAIMED.labels(collection).inc()
+    return job
 
 
 async def release(db: AsyncDatabase, collection: str, job_id: str, worker_id: str, **fields) -> bool:
     """Give a job back (optionally changing it); False if the job is no longer ours."""
     result = await db[collection].update_one(
         {"_id": job_id, "workerId": worker_id}, {"$set": {"workerId": None, **fields}})
+    if result.matched_count == 1:
+        metrics.JOBS_RELEASED.labels(collection, fields.get("status") or "handed_back").inc()
     return result.matched_count == 1
 
 
@@ -75,6 +80,8 @@ async def release_expired(db: AsyncDatabase, timeout: float) -> int:
         result = await db[collection].update_many(
             {"workerId": {"$ne": None, "$nin": live}}, {"$set": {"workerId": None}})
         released += result.modified_count
+        if result.modified_count:
+            metrics.JOBS_RELEASED.labels(collection, "expired").inc(result.modified_count)
     if released:
         log.info("released %d jobs of expired workers", released)
     return released

@@ -4,7 +4,7 @@ from shared.runtime import Runtime
 
 
 def app(runtime: Runtime):
-    return create_app(runtime.config, runtime.db, routes)
+    return create_app(runtime.config, runtime.db, routes, service="hosting")
 
 
 async def run(runtime: Runtime) -> None:
