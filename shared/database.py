@@ -21,6 +21,13 @@ def client(url: str, **options) -> AsyncMongoClient:
     return AsyncMongoClient(url, **options)
 
 
+def address(url: str) -> str:
+    """host:port of the server(s), without the credentials a URL may hold."""
+    # By hand: parse_uri resolves mongodb+srv:// names through DNS.
+    hosts = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    return hosts.rsplit("@", 1)[-1]
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
     for collection, keys, options in models.INDEXES:
         await db[collection].create_index(keys, **options)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -48,26 +49,46 @@ async def still_ours(db: AsyncDatabase, collection: str, job_id: str, worker_id:
     return bool(doc) and doc["workerId"] == worker_id and doc["status"] == Status.ACTIVE.value
 
 
-async def report_health(db: AsyncDatabase, worker_id: str) -> None:
+async def report_health(db: AsyncDatabase, worker_id: str, **fields) -> None:
+    """fields: what `singularity status` shows of the reporter (kind, startedAt, modules, slots)."""
     await db[models.HEALTH].update_one(
         {"_id": worker_id},
-        {"$set": {"workerId": worker_id, "updatedAt": models.now(), "host": socket.gethostname(), "pid": os.getpid()}},
+        {"$set": {"workerId": worker_id, "updatedAt": models.now(), "host": socket.gethostname(), "pid": os.getpid(),
+                  **fields}},
         upsert=True,
     )
 
 
-async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float, stopping: asyncio.Event) -> None:
+async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float, stopping: asyncio.Event, **fields) -> None:
     """Reports until `stopping` is set. It is stopped rather than cancelled so that no report is
     still in flight when the worker deregisters: a late upsert would bring the record back."""
     while not stopping.is_set():
         try:
-            await report_health(db, worker_id)
+            await report_health(db, worker_id, **fields)
         except Exception as exc:  # the worker keeps going; the maintenance task judges it
             log.warning("health report failed: %s", exc)
         try:
             await asyncio.wait_for(stopping.wait(), interval)
         except asyncio.TimeoutError:
             pass
+
+
+async def announce(db: AsyncDatabase, modules: list[str], interval: float, database: dict) -> None:
+    """The heartbeat of a `singularity run`: which modules run in this process, on which host, since
+    when. Runs until cancelled, then deregisters; a killed run's record expires like a worker's."""
+    run_id = f"run-{uuid.uuid4()}"
+    stopping = asyncio.Event()
+    beat = asyncio.create_task(heartbeat(db, run_id, interval, stopping, kind="run", modules=modules,
+                                         startedAt=models.now(), database=database))
+    try:
+        await asyncio.wait([beat])  # unlike awaiting it, leaves `beat` running when we are cancelled
+    finally:
+        stopping.set()
+        await asyncio.gather(beat, return_exceptions=True)
+        try:
+            await db[models.HEALTH].delete_one({"_id": run_id})
+        except Exception as exc:
+            log.warning("could not deregister run %s: %s", run_id, exc)
 
 
 async def release_expired(db: AsyncDatabase, timeout: float) -> int:
