@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.preparation.service import app as preparation_app
 from services.worker.worker import Worker
 from shared.runtime import Runtime
+from tests.deals.conftest import api, deal_config, fake_boost, key_file, lotus, proposal  # noqa: F401
 from tests.scan_helpers import make_tree
 
 
@@ -124,3 +125,22 @@ async def test_database_down_reports_up_zero_not_an_error(config, serve_app):
     assert value(metrics, "singularity_database_up") == 0
     assert value(metrics, "singularity_chunks", status="completed") == 0
     await client.close()
+
+
+async def test_every_service_serves_metrics_and_proposals_are_counted(api, db, config, fake_boost, proposal,
+                                                                      serve_app):
+    from services.hosting.service import app as hosting_app
+    hosting = await serve_app(hosting_app(Runtime(config, db.client, db)))
+    assert value(await scrape(hosting), "singularity_database_up") == 1
+    before = await scrape(api)
+    assert (await api.post("/deal", json=proposal)).status == 200
+    fake_boost.control(reject="no space")
+    assert (await api.post("/deal", json={**proposal, "provider": "f09999"})).status == 422
+    after = await scrape(api)
+    for outcome in ("proposed", "rejected"):
+        assert value(after, "singularity_deal_proposals_total", outcome=outcome) - \
+            value(before, "singularity_deal_proposals_total", outcome=outcome) == 1
+    assert value(after, "singularity_deals", state="proposed") == 1
+    assert value(after, "singularity_deals", state="rejected") == 1
+    assert value(after, "singularity_http_requests_total", service="api", method="POST", route="/deal",
+                 status="422") >= 1
