@@ -106,8 +106,8 @@ def measure(service: str):
 async def state_families(db: AsyncDatabase) -> list:
     up = GaugeMetricFamily("singularity_database_up", "1 when the state gauges could be read from the database")
     try:
-        counts, sizes, version = await asyncio.wait_for(asyncio.gather(
-            stats.state_counts(db), stats.chunk_bytes(db),
+        counts, version = await asyncio.wait_for(asyncio.gather(
+            stats.state_counts(db),
             db[models.SCHEMA_VERSION].find_one({"_id": models.SCHEMA_VERSION_ID}, {"version": 1})), SCRAPE_TIMEOUT)
     except (PyMongoError, asyncio.TimeoutError) as exc:
         log.warning("metrics: cannot read state from the database: %s", exc)
@@ -122,10 +122,6 @@ async def state_families(db: AsyncDatabase) -> list:
         for state, count in sorted(counts[name].items()):
             family.add_metric([state], count)
         families.append(family)
-    family = GaugeMetricFamily("singularity_chunk_bytes", "Source bytes of the chunks in each status", labels=["status"])
-    for state, size in sorted(sizes.items()):
-        family.add_metric([state], size)
-    families.append(family)
     schema = GaugeMetricFamily("singularity_schema_version", "Schema version the database holds")
     schema.add_metric([], (version or {}).get("version", 0))
     families.append(schema)
