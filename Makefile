@@ -25,6 +25,7 @@ bench: install
 	$(BIN)/python bench/scan.py
 	@if [ -f bench/pack.py ]; then $(BIN)/python bench/pack.py; fi
 	$(BIN)/python bench/bundle.py
+	$(BIN)/python bench/metrics.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .singularity

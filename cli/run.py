@@ -12,7 +12,7 @@ from pymongo.errors import PyMongoError
 
 from cli.client import CliError
 from cli.common import get_config
-from shared import database
+from shared import database, jobs, migrations
 from shared.config import Config
 from shared.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 from shared.runtime import Runtime
@@ -69,8 +69,16 @@ async def _run_modules(config: Config, names: list[str], url: str) -> None:
         runtime = await Runtime.connect(config, url)
     except PyMongoError as exc:
         raise CliError(f"cannot use the database at {url}: {exc}") from None
+    try:
+        await migrations.apply(runtime.db)  # before any module reads or writes
+    except (migrations.MigrationError, PyMongoError) as exc:
+        await runtime.close()
+        raise CliError(f"database schema: {exc}") from None
     loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(importlib.import_module(MODULES[n][1]).run(runtime), name=n) for n in names]
+    tasks.append(asyncio.create_task(jobs.announce(  # this run's heartbeat, for `singularity status`
+        runtime.db, names, config.deal_preparation_worker.heartbeat_interval,
+        {"embedded": config.database.enabled, "address": database.address(url)}), name="heartbeat"))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

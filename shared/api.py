@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 from aiohttp import hdrs, web, web_protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared import metrics
 from shared.config import Config, parse_size
 from shared.database import SERVICE_SELECTION_TIMEOUT_MS, UNAVAILABLE
 
@@ -199,16 +200,19 @@ def auth_middleware(policy: TokenPolicy):
 
 
 def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef,
-               tokens: TokenPolicy | None = None) -> web.Application:
-    """Every service's app: errors mapped to JSON, requests a browser was tricked into sending
-    refused, and the tokens of `tokens` (default: connection.api_token) checked."""
-    middlewares = [errors_middleware, browser_guard(config),
+               tokens: TokenPolicy | None = None, service: str = "api") -> web.Application:
+    """Every service's app: measured, errors mapped to JSON, requests a browser was tricked into
+    sending refused, and the tokens of `tokens` (default: connection.api_token) checked."""
+    # metrics.measure is outermost, so it sees the status every other middleware settled on.
+    middlewares = [metrics.measure(service), errors_middleware, browser_guard(config),
                    auth_middleware(tokens or api_token_policy(config))]
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
     app.on_response_prepare.append(cors_headers(config))
     app[CONFIG] = config
     if db is not None:
         app[DB] = db
+    # Behind the api_token like every route (the middlewares above apply to it).
+    app.router.add_get("/metrics", metrics.scrape(db))
     app.add_routes(routes)
     return app
 

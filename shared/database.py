@@ -6,7 +6,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
 
-from shared import models
+from shared import metrics, models
 
 DEFAULT_DATABASE = "singularity"
 
@@ -31,12 +31,20 @@ def database_name(url: str) -> str:
 def client(url: str, **options) -> AsyncMongoClient:
     options.setdefault("serverSelectionTimeoutMS", 10_000)
     options.setdefault("tz_aware", True)
+    options.setdefault("event_listeners", [metrics.DatabaseErrors()])
     return AsyncMongoClient(url, **options)
 
 
 def service_client(url: str) -> AsyncMongoClient:
     """The client of `singularity run`'s modules: fails fast while the database is away."""
     return client(url, serverSelectionTimeoutMS=SERVICE_SELECTION_TIMEOUT_MS)
+
+
+def address(url: str) -> str:
+    """host:port of the server(s), without the credentials a URL may hold."""
+    # By hand: parse_uri resolves mongodb+srv:// names through DNS.
+    hosts = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    return hosts.rsplit("@", 1)[-1]
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:

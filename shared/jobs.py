@@ -10,30 +10,36 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import models
+from shared import metrics, models
 from shared.models import Status
 
 log = logging.getLogger(__name__)
 
 
 async def claim(db: AsyncDatabase, collection: str, worker_id: str, sort: list | None = None) -> dict | None:
-    return await db[collection].find_one_and_update(
+    job = await db[collection].find_one_and_update(
         {"status": Status.ACTIVE.value, "workerId": None},
         # attempts counts claims: more than one means the job was interrupted and taken up again.
         {"$set": {"workerId": worker_id, "claimedAt": models.now()}, "$inc": {"attempts": 1}},
         sort=sort or [("_id", 1)],
         return_document=ReturnDocument.AFTER,
     )
+    if job is not None:
+        metrics.JOBS_CLAIMED.labels(collection).inc()
+    return job
 
 
 async def release(db: AsyncDatabase, collection: str, job_id: str, worker_id: str, **fields) -> bool:
     """Give a job back (optionally changing it); False if the job is no longer ours."""
     result = await db[collection].update_one(
         {"_id": job_id, "workerId": worker_id}, {"$set": {"workerId": None, **fields}})
+    if result.matched_count == 1:
+        metrics.JOBS_RELEASED.labels(collection, fields.get("status") or "handed_back").inc()
     return result.matched_count == 1
 
 
@@ -43,10 +49,12 @@ async def still_ours(db: AsyncDatabase, collection: str, job_id: str, worker_id:
     return bool(doc) and doc["workerId"] == worker_id and doc["status"] == Status.ACTIVE.value
 
 
-async def report_health(db: AsyncDatabase, worker_id: str) -> None:
+async def report_health(db: AsyncDatabase, worker_id: str, **fields) -> None:
+    """fields: what `singularity status` shows of the reporter (kind, startedAt, modules, slots)."""
     await db[models.HEALTH].update_one(
         {"_id": worker_id},
-        {"$set": {"workerId": worker_id, "updatedAt": models.now(), "host": socket.gethostname(), "pid": os.getpid()}},
+        {"$set": {"workerId": worker_id, "updatedAt": models.now(), "host": socket.gethostname(), "pid": os.getpid(),
+                  **fields}},
         upsert=True,
     )
 
@@ -74,18 +82,36 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float, stopping: asyncio.Event) -> None:
+async def heartbeat(db: AsyncDatabase, worker_id: str, interval: float, stopping: asyncio.Event, **fields) -> None:
     """Reports until `stopping` is set. It is stopped rather than cancelled so that no report is
     still in flight when the worker deregisters: a late upsert would bring the record back."""
     while not stopping.is_set():
         try:
-            await report_health(db, worker_id)
+            await report_health(db, worker_id, **fields)
         except Exception as exc:  # the worker keeps going; the maintenance task judges it
             log.warning("health report failed: %s", exc)
         try:
             await asyncio.wait_for(stopping.wait(), interval)
         except asyncio.TimeoutError:
             pass
+
+
+async def announce(db: AsyncDatabase, modules: list[str], interval: float, database: dict) -> None:
+    """The heartbeat of a `singularity run`: which modules run in this process, on which host, since
+    when. Runs until cancelled, then deregisters; a killed run's record expires like a worker's."""
+    run_id = f"run-{uuid.uuid4()}"
+    stopping = asyncio.Event()
+    beat = asyncio.create_task(heartbeat(db, run_id, interval, stopping, kind="run", modules=modules,
+                                         startedAt=models.now(), database=database))
+    try:
+        await asyncio.wait([beat])  # unlike awaiting it, leaves `beat` running when we are cancelled
+    finally:
+        stopping.set()
+        await asyncio.gather(beat, return_exceptions=True)
+        try:
+            await db[models.HEALTH].delete_one({"_id": run_id})
+        except Exception as exc:
+            log.warning("could not deregister run %s: %s", run_id, exc)
 
 
 async def release_expired(db: AsyncDatabase, timeout: float) -> int:
@@ -98,6 +124,8 @@ async def release_expired(db: AsyncDatabase, timeout: float) -> int:
         result = await db[collection].update_many(
             {"workerId": {"$ne": None, "$nin": live}}, {"$set": {"workerId": None}})
         released += result.modified_count
+        if result.modified_count:
+            metrics.JOBS_RELEASED.labels(collection, "expired").inc(result.modified_count)
     if released:
         log.info("released %d jobs of expired workers", released)
     return released

@@ -16,6 +16,9 @@ GENERATION_FILES = "GenerationFile"
 CAR_BLOCKS = "CarBlock"  # where each block of each CAR lies: cid -> CAR, offset, length
 SCAN_PROBLEMS = "ScanProblem"  # unreadable files (errors) and symlinks etc. (skipped), per request
 HEALTH = "HealthCheck"
+# The schema version the database holds (one document, SCHEMA_VERSION_ID), written by shared/migrations.
+SCHEMA_VERSION = "SchemaVersion"
+SCHEMA_VERSION_ID = "schema"
 
 # Every job collection a worker can claim from; the maintenance task releases them all.
 JOB_COLLECTIONS = (SCANNING, GENERATION)

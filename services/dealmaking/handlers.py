@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.dealmaking import boost, pending
 from services.dealmaking import proposal as proposal_module
-from shared import models
+from shared import metrics, models
 from shared.api import ApiError, Body, Conflict, InvalidParameter, NotFound, Unavailable
 from shared.config import Config
 from shared.models import DealStatus
@@ -116,11 +116,13 @@ async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> di
         outcome = {"state": DealStatus.ERROR.value, "message": str(exc)}
     except boost.BoostUnavailable as exc:
         await _finish(db, deal_id, {"state": DealStatus.ERROR.value, "message": str(exc)})
+        metrics.DEAL_PROPOSALS.labels("unavailable").inc()
         raise Unavailable("the boost client cannot be run", str(exc)) from None
     except BaseException as exc:  # cancellation or a bug: never leave the key held by a dead request
         await asyncio.shield(_finish(db, deal_id, {"state": DealStatus.ERROR.value,
                                                    "message": f"interrupted: {type(exc).__name__}"}))
         raise
+    metrics.DEAL_PROPOSALS.labels(outcome["state"]).inc()
     deal.update(await _finish(db, deal_id, outcome))
     log.info("deal %s to %s for %s: %s", deal_id, proposal.provider, proposal.piece_cid, deal["state"])
     return _answer(deal, existing=False)

@@ -9,7 +9,7 @@ from shared.runtime import Runtime
 
 
 def make_app(runtime: Runtime) -> web.Application:
-    return create_app(runtime.config, runtime.db, routes)
+    return create_app(runtime.config, runtime.db, routes, service="dealmaking")
 
 
 async def run(runtime: Runtime) -> None:

@@ -5,7 +5,7 @@ from shared.runtime import Runtime
 
 
 def create(config, db):
-    return create_app(config, db, routes, tokens=access.policy(config))
+    return create_app(config, db, routes, tokens=access.policy(config), service="hosting")
 
 
 def app(runtime: Runtime):

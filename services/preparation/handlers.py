@@ -6,6 +6,7 @@ import os
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
 from shared import models
 from shared.api import Body, Duplicate, InvalidParameter, NotFound
@@ -187,3 +188,8 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
         "offset": offset,
         "limit": limit,
     }
+
+
+async def status(db: AsyncDatabase, config: Config) -> dict:
+    """GET /status: hosts and their modules, workers and their jobs, the database, counts by state."""
+    return await suite_status.collect(db, config)

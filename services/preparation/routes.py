@@ -40,3 +40,8 @@ async def files(request: web.Request) -> web.Response:
     offset, limit = pagination(request, default_limit=1000)
     return json_response(await handlers.files(request.app[DB], request.match_info["id"],
                                               request.query.get("path", ""), offset, limit))
+
+
+@routes.get("/status")
+async def status(request: web.Request) -> web.Response:
+    return json_response(await handlers.status(request.app[DB], request.app[CONFIG]))

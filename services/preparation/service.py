@@ -5,7 +5,7 @@ from shared.runtime import Runtime, run_together
 
 
 def app(runtime: Runtime):
-    return create_app(runtime.config, runtime.db, routes)
+    return create_app(runtime.config, runtime.db, routes, service="preparation")
 
 
 async def run(runtime: Runtime) -> None:

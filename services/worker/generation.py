@@ -16,7 +16,7 @@ import time
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import jobs, models
+from shared import jobs, metrics, models
 from shared.config import Config
 from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, SourceUnreadable, pack_chunk
 from shared.models import Status
@@ -197,6 +197,9 @@ class GenerationRun:
             pieceSize=result.piece_size, carSize=result.car_size, carPath=result.car_path,
             bytesDone=self.job["size"], rate=self.progress.rate(), completedAt=models.now(), error=None)
         if saved:
+            metrics.PACKED_CHUNKS.inc()
+            metrics.PACKED_BYTES.inc(self.job["size"])
+            metrics.CAR_BYTES.inc(result.car_size)
             log.info("chunk %s #%d: %s %s (%d bytes)", self.job["name"], self.job["index"], result.data_cid,
                      result.piece_cid, result.car_size)
         elif await self.db[models.GENERATION].find_one({"_id": self.id}, {"_id": 1}) is None:

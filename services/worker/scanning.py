@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.worker.chunker import CLOSE, Chunker, Entry, Unplaceable
 from services.worker.walk import Problem, walk
-from shared import jobs, models
+from shared import jobs, metrics, models
 from shared.models import Status
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class ScanRun:
         self.offset = checkpoint["offset"]
         self.files = request.get("scannedFiles", 0)
         self.bytes = request.get("scannedBytes", 0)
+        self.counted = (self.files, self.bytes)  # what the metrics have of this request's committed progress
         self.chunker = Chunker(request["minSize"], request["maxSize"], car_limit=request["dealSize"] * 127 // 128)
         self.pending: asyncio.Task | None = None
         self.open_chunk(models.new_id())
@@ -169,6 +170,9 @@ class ScanRun:
             {"$set": {**self.checkpoint(open_id), **fields}})
         if result.matched_count != 1:
             raise Lost()
+        metrics.SCANNED_FILES.inc(self.files - self.counted[0])
+        metrics.SCANNED_BYTES.inc(self.bytes - self.counted[1])
+        self.counted = (self.files, self.bytes)
 
     async def close_chunk(self) -> None:
         await self.flush(wait=True)

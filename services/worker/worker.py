@@ -33,12 +33,14 @@ class Worker:
         self.worker_timeout = config.deal_preparation_service.worker_timeout
         self.id = str(uuid.uuid4())
         self.handlers = job_handlers(config)
+        self.health = {"kind": "worker", "startedAt": models.now(), "slots": self.config.parallelism}
 
     async def run(self) -> None:
         await self.register()
         log.info("worker %s started with %d slots", self.id, self.config.parallelism)
         stopping = asyncio.Event()
-        heartbeat = asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval, stopping))
+        heartbeat = asyncio.create_task(jobs.heartbeat(self.db, self.id, self.config.heartbeat_interval, stopping,
+                                                       **self.health))
         slots = [asyncio.create_task(self.slot()) for _ in range(self.config.parallelism)]
         slots.append(asyncio.create_task(self.sweep_temp_files()))
         try:
@@ -61,7 +63,7 @@ class Worker:
         unknown workers); a database that is away delays the start, it does not end the worker."""
         for attempt in itertools.count():
             try:
-                await jobs.report_health(self.db, self.id)
+                await jobs.report_health(self.db, self.id, **self.health)
                 return
             except database.UNAVAILABLE as exc:
                 if attempt == 0:
