@@ -72,6 +72,9 @@ class Connection:
     deal_making_service: str = "http://127.0.0.1:3003"
     replication_service: str = "http://127.0.0.1:3002"
     http_hosting_service: str = "http://127.0.0.1:8080"
+    ranking_service: str = "http://127.0.0.1:3004"
+    # IPNI indexer (cid.contact protocol): provider announcements for ranking, CID lookups.
+    ipni_api: str = "https://cid.contact"
     full_node_api: str = "http://127.0.0.1:1234"
     full_node_token: str = ""
     # Shared secret: every service requires it and the CLI sends it, when set.
@@ -134,9 +137,27 @@ class ReplicationService:
     http_url_prefix: str = ""
 
 
+RANKING_SOURCES = ["lotus", "deals", "retrieval", "filrep", "datacapstats", "ipni"]
+
+
 @dataclass
 class RankingService:
     enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 3004
+    # Seconds between two rounds of metric collection.
+    refresh_interval: float = 3600.0
+    # Provider ids always tracked, besides those of our deals and those a listing source returns.
+    providers: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=lambda: list(RANKING_SOURCES))
+    filrep_api: str = "https://api.filrep.io"
+    datacapstats_api: str = "https://api.datacapstats.io"
+    datacapstats_api_key: str = ""
+    # Seconds one request to a source may take.
+    timeout: float = 30.0
+    # Range requests the retrieval probe makes per round (over all providers), and their size.
+    retrieval_probes: int = 20
+    probe_bytes: Size = Size(1 << 20)
 
 
 @dataclass
@@ -179,6 +200,10 @@ def _coerce(key: str, kind: typing.Any, value: typing.Any) -> typing.Any:
     elif kind is str:
         if isinstance(value, str):
             return value
+    elif typing.get_origin(kind) is list:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return list(value)
+        raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
     raise ConfigError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
 
 
@@ -211,11 +236,16 @@ def _check(config: Config) -> None:
         ("deal_preparation_service.worker_timeout", config.deal_preparation_service.worker_timeout),
         ("deal_preparation_service.maintenance_interval", config.deal_preparation_service.maintenance_interval),
         ("deal_tracking_service.interval", config.deal_tracking_service.interval),
+        ("ranking_service.refresh_interval", config.ranking_service.refresh_interval),
+        ("ranking_service.timeout", config.ranking_service.timeout),
     ):
         if value <= 0:
             raise ConfigError(f"{key}: must be positive")
     if config.deal_preparation_service.worker_timeout <= worker.heartbeat_interval:
         raise ConfigError("deal_preparation_service.worker_timeout: must exceed deal_preparation_worker.heartbeat_interval")
+    unknown = sorted(set(config.ranking_service.sources) - set(RANKING_SOURCES))
+    if unknown:
+        raise ConfigError(f"ranking_service.sources: unknown source {unknown[0]!r} (known: {', '.join(RANKING_SOURCES)})")
     for section in dataclasses.fields(config):
         value = getattr(config, section.name)
         if hasattr(value, "port") and not 0 <= value.port <= 65535:

@@ -1,0 +1,65 @@
+"""IPNI (cid.contact `GET /providers`): whether a provider announces content and how recently.
+
+IPNI knows providers by libp2p peer id; `lotus.peer_id` maps them to provider ids, so only
+providers whose peer id is known get these metrics (ipni.active false when IPNI lists none).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from services.ranking.sources.base import Round, Source, SourceError, get_json
+from shared.criteria import BOOL, NUMBER, STRING
+
+_NEVER = "0001-01-01T00:00:00Z"
+
+
+def _unix(text: Any) -> float | None:
+    """RFC 3339 time (Go's, with up to nanoseconds) to Unix seconds; None for Go's zero time."""
+    if not isinstance(text, str) or not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        head, _, rest = text.partition(".")
+        zone = rest.lstrip("0123456789") if rest else ""
+        fraction = rest[:len(rest) - len(zone)][:6] if rest else ""
+        parsed = dt.datetime.fromisoformat((head + (f".{fraction}" if fraction else "") + (zone or "")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.timestamp()
+
+
+class Ipni(Source):
+    name = "ipni"
+    metrics = {"ipni.active": BOOL, "ipni.last_advertisement": NUMBER, "ipni.last_error": STRING,
+               "ipni.http": BOOL}
+
+    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
+        url = round.config.connection.ipni_api.rstrip("/") + "/providers"
+        listing = await get_json(round.session, url, round.config.ranking_service.timeout)
+        if not isinstance(listing, list):
+            raise SourceError(f"{url}: expected a list of providers")
+        by_peer: dict[str, dict] = {}
+        for info in listing:
+            addr = info.get("AddrInfo") if isinstance(info, dict) else None
+            if isinstance(addr, dict) and isinstance(addr.get("ID"), str):
+                by_peer[addr["ID"]] = info
+        out: dict[str, dict[str, Any]] = {}
+        for provider in round.tracked:
+            peer = round.value(provider, "lotus.peer_id")
+            if not isinstance(peer, str):
+                continue
+            info = by_peer.get(peer)
+            if info is None:
+                out[provider] = {"ipni.active": False}
+                continue
+            addrs = info["AddrInfo"].get("Addrs") or []
+            error = info.get("LastError")
+            out[provider] = {
+                "ipni.active": not info.get("Inactive") and info.get("FrozenAt") is None,
+                "ipni.last_advertisement": _unix(info.get("LastAdvertisementTime")),
+                "ipni.last_error": error if isinstance(error, str) else "",
+                "ipni.http": any(isinstance(a, str) and ("/http" in a) for a in addrs),
+            }
+        return out
