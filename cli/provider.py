@@ -85,7 +85,9 @@ def show(provider: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) 
 @app.command()
 def refresh(json_: bool = JSON) -> None:
     """Collect metrics from every source now; prints what changed."""
-    result = api().post("/ranking/refresh", {})
+    client = api()
+    client.timeout = 3600.0  # a round over thousands of providers takes a while
+    result = client.post("/ranking/refresh", {})
     if json_:
         print_json(result)
         return

@@ -64,12 +64,12 @@ class Ranking:
     async def _run_round(self) -> dict:
         began = time.monotonic()
         at = models.now()
-        round = Round(self.config, self.db, self.session, set(self.everyone()),
+        ctx = Round(self.config, self.db, self.session, set(self.everyone()),
                       {p: self.table.row(p) for p in self.table.providers})
         summary: dict[str, Any] = {"startedAt": at, "sources": {}, "changed": [], "changedCount": 0}
         for phase in PHASES:
             names = [n for n in phase if n in self.sources]
-            results = await asyncio.gather(*(self._collect(self.sources[n], round) for n in names))
+            results = await asyncio.gather(*(self._collect(self.sources[n], ctx) for n in names))
             for name, (values, error, note) in zip(names, results):
                 changes = await self._store(name, values, at) if values is not None else []
                 summary["changedCount"] += len(changes)
@@ -80,18 +80,18 @@ class Ranking:
                                             "values": sum(len(m) for m in (values or {}).values())}
                 await store.record_status(self.db, name, at, error, len(values or {}), note)
                 for provider, metrics in (values or {}).items():
-                    round.fresh.setdefault(provider, {}).update(metrics)
+                    ctx.fresh.setdefault(provider, {}).update(metrics)
                     if self.sources[name].lists_providers:
-                        round.tracked.add(provider)
+                        ctx.tracked.add(provider)
         summary["providers"] = len(self.everyone())
         summary["seconds"] = round_seconds(time.monotonic() - began)
         log.info("ranking round: %d providers, %d changed values in %.1f s", summary["providers"],
                  summary["changedCount"], summary["seconds"])
         return summary
 
-    async def _collect(self, source: Source, round: Round) -> tuple[dict | None, str | None, str | None]:
+    async def _collect(self, source: Source, ctx: Round) -> tuple[dict | None, str | None, str | None]:
         try:
-            raw = await source.collect(round)
+            raw = await source.collect(ctx)
         except SourceError as exc:
             log.warning("ranking source %s failed: %s", source.name, exc)
             return None, str(exc), None

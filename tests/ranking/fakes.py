@@ -116,6 +116,8 @@ class FakeProvider(Server):
         start, _, end = spec.partition("-")
         start, end = int(start), int(end) + 1
         body = data[start:end]
+        if self.mode == "ignore-range":
+            return web.Response(body=data, content_type="application/piece")
         if self.mode == "corrupt":
             body = body[:len(body) // 2] + bytes([body[len(body) // 2] ^ 0xFF]) + body[len(body) // 2 + 1:]
         response = web.StreamResponse(status=206, headers={

@@ -49,7 +49,7 @@ class Source:
     # Whether the providers it returns become tracked (a listing), besides giving their metrics.
     lists_providers = False
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
         raise NotImplementedError
 
 

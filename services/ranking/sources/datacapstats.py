@@ -23,15 +23,15 @@ class DataCapStats(Source):
     metrics = {name: NUMBER for name in FIELDS}
     lists_providers = True
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
-        settings = round.config.ranking_service
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
+        settings = ctx.config.ranking_service
         base = settings.datacapstats_api.rstrip("/") + "/api/v2/getMiners?"
         headers = {"X-API-KEY": settings.datacapstats_api_key} if settings.datacapstats_api_key else None
         out: dict[str, dict[str, Any]] = {}
         seen = 0
         for page_number in range(1, MAX_PAGES + 1):
             url = base + urlencode({"limit": PAGE, "page": page_number})
-            page = await get_json(round.session, url, settings.timeout, headers)
+            page = await get_json(ctx.session, url, settings.timeout, headers)
             rows = page.get("data") if isinstance(page, dict) else None
             if not isinstance(rows, list):
                 raise SourceError(f"{url}: no data list in the answer")

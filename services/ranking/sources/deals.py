@@ -24,8 +24,8 @@ class Deals(Source):
         "median_hours_to_activation")}
     lists_providers = True
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
-        return await deal_statistics(round.db)
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
+        return await deal_statistics(ctx.db)
 
 
 async def deal_statistics(db) -> dict[str, dict[str, Any]]:

@@ -45,14 +45,14 @@ class Filrep(Source):
     metrics = {name: kind for name, (_, kind) in FIELDS.items()}
     lists_providers = True
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
-        settings = round.config.ranking_service
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
+        settings = ctx.config.ranking_service
         base = settings.filrep_api.rstrip("/") + "/api/v1/miners?"
         out: dict[str, dict[str, Any]] = {}
         offset = 0
         for _ in range(MAX_PAGES):
             query = urlencode({"offset": offset, "limit": PAGE, "sortBy": "score", "order": "desc"})
-            page = await get_json(round.session, base + query, settings.timeout)
+            page = await get_json(ctx.session, base + query, settings.timeout)
             miners = page.get("miners") if isinstance(page, dict) else None
             if not isinstance(miners, list):
                 raise SourceError(f"{base}: no miners list in the answer")

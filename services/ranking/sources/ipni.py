@@ -35,9 +35,9 @@ class Ipni(Source):
     metrics = {"ipni.active": BOOL, "ipni.last_advertisement": NUMBER, "ipni.last_error": STRING,
                "ipni.http": BOOL}
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
-        url = round.config.connection.ipni_api.rstrip("/") + "/providers"
-        listing = await get_json(round.session, url, round.config.ranking_service.timeout)
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
+        url = ctx.config.connection.ipni_api.rstrip("/") + "/providers"
+        listing = await get_json(ctx.session, url, ctx.config.ranking_service.timeout)
         if not isinstance(listing, list):
             raise SourceError(f"{url}: expected a list of providers")
         by_peer: dict[str, dict] = {}
@@ -46,8 +46,8 @@ class Ipni(Source):
             if isinstance(addr, dict) and isinstance(addr.get("ID"), str):
                 by_peer[addr["ID"]] = info
         out: dict[str, dict[str, Any]] = {}
-        for provider in round.tracked:
-            peer = round.value(provider, "lotus.peer_id")
+        for provider in ctx.tracked:
+            peer = ctx.value(provider, "lotus.peer_id")
             if not isinstance(peer, str):
                 continue
             info = by_peer.get(peer)

@@ -23,10 +23,10 @@ class Lotus(Source):
         # Providers the node knows nothing about (an RPC error for them alone), with the message.
         self.skipped: dict[str, str] = {}
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
-        connection = round.config.connection
-        client = LotusClient(round.session, connection.full_node_api, connection.full_node_token,
-                             timeout=round.config.ranking_service.timeout)
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
+        connection = ctx.config.connection
+        client = LotusClient(ctx.session, connection.full_node_api, connection.full_node_token,
+                             timeout=ctx.config.ranking_service.timeout)
         gate = asyncio.Semaphore(CONCURRENCY)
         self.skipped = {}
 
@@ -40,7 +40,7 @@ class Lotus(Source):
                     return provider, None
             return provider, _values(info, power)
 
-        tasks = [asyncio.ensure_future(one(p)) for p in sorted(round.tracked)]
+        tasks = [asyncio.ensure_future(one(p)) for p in sorted(ctx.tracked)]
         try:
             results = await asyncio.gather(*tasks)
         except LotusError as exc:  # the node itself: down, refusing the token, or not speaking JSON-RPC

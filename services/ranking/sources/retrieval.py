@@ -31,15 +31,15 @@ class Retrieval(Source):
     def __init__(self, seed: int | None = None):
         self.random = random.Random(seed)
 
-    async def collect(self, round: Round) -> dict[str, dict[str, Any]]:
-        settings = round.config.ranking_service
-        held = await _active_pieces(round.db)
-        local = await pieces.locate_many(round.db, round.config.http_hosting_service.car_dir,
+    async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
+        settings = ctx.config.ranking_service
+        held = await _active_pieces(ctx.db)
+        local = await pieces.locate_many(ctx.db, ctx.config.http_hosting_service.car_dir,
                                          {p for ps in held.values() for p in ps})
         plan: list[tuple[str, str, str]] = []  # (provider, endpoint, piece)
         queues = {}
         for provider in sorted(held):
-            endpoint = round.value(provider, "lotus.http_endpoint")
+            endpoint = ctx.value(provider, "lotus.http_endpoint")
             candidates = [p for p in sorted(held[provider]) if p in local]
             if isinstance(endpoint, str) and endpoint and candidates:
                 self.random.shuffle(candidates)
@@ -52,7 +52,7 @@ class Retrieval(Source):
                 if depth < len(candidates) and len(plan) < settings.retrieval_probes:
                     plan.append((provider, endpoint, candidates[depth]))
             depth += 1
-        results = await asyncio.gather(*(self._probe(round.session, endpoint, local[piece], settings)
+        results = await asyncio.gather(*(self._probe(ctx.session, endpoint, local[piece], settings)
                                          for _, endpoint, piece in plan))
         by_provider: dict[str, list[tuple[float | None, str | None]]] = defaultdict(list)
         for (provider, _, _), result in zip(plan, results):
