@@ -243,6 +243,12 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{key}: must be positive")
     if config.deal_preparation_service.worker_timeout <= worker.heartbeat_interval:
         raise ConfigError("deal_preparation_service.worker_timeout: must exceed deal_preparation_worker.heartbeat_interval")
+    ranking = config.ranking_service
+    if ranking.retrieval_probes < 0:
+        raise ConfigError("ranking_service.retrieval_probes: must not be negative")
+    bad = [p for p in ranking.providers if not re.fullmatch(r"[ft]0\d{1,20}", p)]
+    if bad:
+        raise ConfigError(f"ranking_service.providers: not a provider id: {bad[0]!r} (expected e.g. f01234)")
     unknown = sorted(set(config.ranking_service.sources) - set(RANKING_SOURCES))
     if unknown:
         raise ConfigError(f"ranking_service.sources: unknown source {unknown[0]!r} (known: {', '.join(RANKING_SOURCES)})")

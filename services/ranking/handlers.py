@@ -4,14 +4,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from services.ranking import store
 from services.ranking.ranking import Ranking
 from shared import criteria, models
-from shared.api import Body, InvalidParameter, NotFound
+from shared.api import Body, InvalidParameter, NotFound, Unavailable
 
 MAX_LIMIT = 10_000
 MAX_FIELDS = 100
 _PROVIDER_ID = re.compile(r"^[ft]0\d{1,20}$")
+
+
+def _ready(ranking: Ranking) -> None:
+    if not ranking.loaded.is_set():
+        raise Unavailable("the ranking service is still loading its metrics; try again in a few seconds")
 
 
 def _metric_name(ranking: Ranking, name: Any, field: str) -> str:
@@ -56,13 +63,15 @@ def _order(ranking: Ranking, providers: set[str], sort: str | None, descending: 
     having = [p for p in ordered if column.get(p) is not None]
     lacking = [p for p in ordered if column.get(p) is None]
     # Stable sort: providers with equal values stay in id order; those lacking the metric go last.
-    having.sort(key=lambda p: column[p], reverse=descending)
+    # (is a string, value): a column holding numbers and, from an older version, strings still sorts.
+    having.sort(key=lambda p: (isinstance(column[p], str), column[p]), reverse=descending)
     return having + lacking
 
 
 async def lookup(ranking: Ranking, body: Body) -> list[dict]:
     """POST /ranking/lookup: the providers matching the criteria, best first by `sort`."""
     tree, limit, sort, descending, fields = parse_lookup(ranking, body)
+    _ready(ranking)
     everyone = ranking.everyone()
     chosen = everyone if tree is None else criteria.select(tree, ranking.table.columns, everyone)
     shown = list(dict.fromkeys([*(criteria.metrics_of(tree) if tree else []),
@@ -76,6 +85,7 @@ async def lookup(ranking: Ranking, body: Body) -> list[dict]:
 
 async def list_providers(ranking: Ranking, offset: int, limit: int) -> dict:
     """GET /providers: every tracked provider with its metric values, by id."""
+    _ready(ranking)
     everyone = sorted(ranking.everyone())
     page = [{"id": p, **dict(sorted(ranking.table.row(p).items()))} for p in everyone[offset:offset + limit]]
     return {"providers": page, "total": len(everyone), "offset": offset, "limit": limit}
@@ -83,6 +93,7 @@ async def list_providers(ranking: Ranking, offset: int, limit: int) -> dict:
 
 async def get_provider(ranking: Ranking, provider: str) -> dict:
     """GET /provider/{id}: each metric with its source and age, and each source's state."""
+    _ready(ranking)
     if not _PROVIDER_ID.match(provider) or provider not in ranking.everyone():
         raise NotFound(f"no provider {provider[:40]!r} is tracked")
     now = models.now()
@@ -102,7 +113,10 @@ async def _statuses(ranking: Ranking) -> dict:
 
 async def refresh(ranking: Ranking) -> dict:
     """POST /ranking/refresh: a round now; what it changed."""
-    return await ranking.refresh()
+    try:
+        return await ranking.refresh()
+    except PyMongoError as exc:
+        raise Unavailable("the database cannot be written: the round did not finish", str(exc)[:300]) from None
 
 
 REPORT_METRICS = ("deals.proposed", "deals.rejected", "deals.active", "deals.slashed", "deals.expired",
@@ -112,6 +126,7 @@ REPORT_METRICS = ("deals.proposed", "deals.rejected", "deals.active", "deals.sla
 
 async def report(ranking: Ranking, offset: int, limit: int) -> dict:
     """GET /ranking/report: what our own deals and retrieval checks taught us, per provider."""
+    _ready(ranking)
     rows = []
     for provider in sorted(ranking.table.providers):
         values = {m: ranking.table.get(provider, m) for m in REPORT_METRICS

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from services.ranking import store
 from services.ranking.sources import PHASES, SOURCES, Round, Source, SourceError
@@ -38,6 +39,7 @@ class Ranking:
         enabled = config.ranking_service.sources
         self.sources = sources if sources is not None else {name: SOURCES[name]() for name in enabled}
         self.table = Table()
+        self.loaded = asyncio.Event()
         self._round: asyncio.Task | None = None
 
     @property
@@ -53,9 +55,16 @@ class Ranking:
 
     async def load(self) -> None:
         self.table = await Table.load(self.db)
+        self.loaded.set()
+
+    async def start(self) -> None:
+        """Load the table (the API answers 503 until then), then run a round every refresh_interval."""
+        await self.load()
+        await self.run_periodically()
 
     async def refresh(self) -> dict:
         """Run a round now, or wait for the one running; its summary either way."""
+        await self.loaded.wait()  # a round compares with, and adds to, the loaded table
         if self._round is None or self._round.done():
             self._round = asyncio.ensure_future(self._run_round())
         # Shielded: a client that goes away does not cut a round short for everyone else.
@@ -95,6 +104,9 @@ class Ranking:
         except SourceError as exc:
             log.warning("ranking source %s failed: %s", source.name, exc)
             return None, str(exc), None
+        except PyMongoError as exc:
+            log.warning("ranking source %s: database error: %s", source.name, exc)
+            return None, f"database error: {exc}", None
         values: dict[str, dict[str, Any]] = {}
         for provider, metrics in raw.items():
             if not isinstance(provider, str) or "|" in provider or not provider:
@@ -115,7 +127,8 @@ class Ranking:
         return values, None, note
 
     async def _store(self, source: str, values: dict[str, dict[str, Any]], at: float) -> list[dict]:
-        await store.write_metrics(self.db, source, values, at)
+        await store.write_metrics(self.db, source, values, at,
+                                  lambda provider, name: name in self.table.meta.get(provider, {}))
         changes = []
         for provider, metrics in values.items():
             for name, value in metrics.items():

@@ -21,9 +21,9 @@ def make_app(runtime: Runtime, ranking: Ranking) -> web.Application:
 async def run(runtime: Runtime) -> None:
     settings = runtime.config.ranking_service
     async with aiohttp.ClientSession() as session:
+        # Serving starts at once; lookups answer 503 while the table loads (seconds per 100,000 values).
         ranking = Ranking(runtime.config, runtime.db, session)
-        await ranking.load()
-        rounds = asyncio.create_task(ranking.run_periodically())
+        rounds = asyncio.create_task(ranking.start())
         try:
             await serve(make_app(runtime, ranking), settings.bind, settings.port)
         finally:

@@ -40,7 +40,7 @@ class Table:
     @classmethod
     async def load(cls, db: AsyncDatabase) -> "Table":
         table = cls()
-        async for doc in db[models.PROVIDER_METRIC].find({}):
+        async for doc in db[models.PROVIDER_METRIC].find({}, batch_size=10_000):
             if isinstance(doc.get("provider"), str) and isinstance(doc.get("metricName"), str):
                 value = models.metric_value(doc)
                 table.put(doc["provider"], doc.get("dataProvider") or "", doc["metricName"],

@@ -121,3 +121,12 @@ async def test_api_pages_providers_and_shows_one(ranking, api):
     assert [r["id"] for r in report["providers"]] == ["f01000", "f01001", "f01002"]
     assert report["providers"][0]["deals.acceptance_rate"] == 0.75
     assert (await api.get("/providers?limit=0")).status == 400
+
+
+async def test_a_value_another_host_stored_meanwhile_is_updated_not_duplicated(ranking, db):
+    # The table does not know this value yet, so the round first tries to insert it.
+    await db[models.PROVIDER_METRIC].insert_one(models.provider_metric("f01000", "filrep", "filrep.score", 1, 0.0))
+    summary = await ranking.refresh()
+    assert summary["sources"]["filrep"]["ok"]
+    docs = await stored(db)
+    assert models.metric_value(docs["f01000"]["filrep.score"]) == 97

@@ -88,7 +88,12 @@ class Retrieval(Source):
                 ttfb = (time.monotonic() - began) * 1000
                 if response.status == 200 and start != 0:
                     return None, f"{where}: the whole piece came back (HTTP 200) instead of the range"
-                body = first + await response.content.read(length)
+                body = first
+                while len(body) < length:
+                    more = await response.content.read(length - len(body))
+                    if not more:
+                        break
+                    body += more
         except (TimeoutError, asyncio.TimeoutError):
             return None, f"{where}: timed out after {settings.timeout:g} s"
         except aiohttp.ClientPayloadError as exc:
