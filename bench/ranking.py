@@ -117,6 +117,7 @@ async def refresh_bench(url: str, providers: int) -> tuple[float, float, int]:
         await Filrep().collect(Round(config, db, session, set(), {}))
         fetch_s = time.perf_counter() - began
         ranking = Ranking(config, db, session)
+        await ranking.load()
         began = time.perf_counter()
         summary = await ranking.refresh()
         refresh_s = time.perf_counter() - began

@@ -40,6 +40,7 @@ class Ranking:
         self.sources = sources if sources is not None else {name: SOURCES[name]() for name in enabled}
         self.table = Table()
         self.loaded = asyncio.Event()
+        self._loading = asyncio.Lock()
         self._round: asyncio.Task | None = None
 
     @property
@@ -54,17 +55,23 @@ class Ranking:
         return self.table.providers | set(self.config.ranking_service.providers)
 
     async def load(self) -> None:
+        """(Re)load the table from ProviderMetric."""
         self.table = await Table.load(self.db)
         self.loaded.set()
 
+    async def ensure_loaded(self) -> None:
+        async with self._loading:
+            if not self.loaded.is_set():
+                await self.load()
+
     async def start(self) -> None:
         """Load the table (the API answers 503 until then), then run a round every refresh_interval."""
-        await self.load()
+        await self.ensure_loaded()
         await self.run_periodically()
 
     async def refresh(self) -> dict:
         """Run a round now, or wait for the one running; its summary either way."""
-        await self.loaded.wait()  # a round compares with, and adds to, the loaded table
+        await self.ensure_loaded()  # a round compares with, and adds to, the loaded table
         if self._round is None or self._round.done():
             self._round = asyncio.ensure_future(self._run_round())
         # Shielded: a client that goes away does not cut a round short for everyone else.

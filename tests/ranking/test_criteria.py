@@ -154,3 +154,35 @@ async def test_lookup_checks_sort_fields_and_limit(api):
         assert response.status == 400, body
     response = await api.post("/ranking/lookup", data=b"{not json")
     assert response.status == 400
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from(["filrep.success_rate", "filrep.reachable", "filrep.region", "provider", "id", "nope",
+                           "&&", "||", "!", "(", ")", ",", "in", "==", "!=", "<", "<=", ">", ">=", "0.5", "-1",
+                           "1e400", "'EU'", '"x\\"y"', "true", "false", "f01", " ", "\udcff", "\x00", "9" * 50])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(_PIECES, max_size=30).map(" ".join), st.text(max_size=200)))
+def test_any_string_parses_or_is_a_criteria_error(text):
+    try:
+        tree = criteria.parse(text, KNOWN)
+    except criteria.CriteriaError as exc:
+        assert exc.message
+        return
+    criteria.matches(tree, {"provider": "f01", "filrep.success_rate": 0.7, "filrep.region": "EU"})
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.sampled_from(["filrep.success_rate", "id", "in", "gt", "eq", "bigger"]),
+                                   _VALUES), max_size=4), max_size=4))
+def test_any_list_parses_or_is_a_criteria_error(entries):
+    try:
+        criteria.parse(entries, KNOWN)
+    except criteria.CriteriaError as exc:
+        assert exc.message

@@ -52,6 +52,7 @@ async def world(config, db, session, tmp_path):
 
 async def test_probe_scores_correct_bytes_and_names_the_failing_range(world, config, db, session):
     ranking = Ranking(config, db, session, {"lotus": Lotus(), "retrieval": Retrieval(seed=1)})
+    await ranking.load()
     summary = await ranking.refresh()
     assert summary["sources"]["retrieval"]["ok"], summary
     table = ranking.table
@@ -76,6 +77,7 @@ async def test_probes_are_bounded_and_ranges_compared(world, config, db, session
     config.ranking_service.probe_bytes = 1000
     config.ranking_service.retrieval_probes = 3
     ranking = Ranking(config, db, session, {"lotus": Lotus(), "retrieval": Retrieval(seed=2)})
+    await ranking.load()
     await ranking.refresh()
     probed = [p for p in MODES if ranking.table.get(p, "retrieval.checked")]
     assert len(probed) == 3 and sum(len(s.requests) for s in world.values()) == 3

@@ -6,28 +6,26 @@ providers whose peer id is known get these metrics (ipni.active false when IPNI 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from services.ranking.sources.base import Round, Source, SourceError, get_json
 from shared.criteria import BOOL, NUMBER, STRING
 
-_NEVER = "0001-01-01T00:00:00Z"
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
 
 
 def _unix(text: Any) -> float | None:
-    """RFC 3339 time (Go's, with up to nanoseconds) to Unix seconds; None for Go's zero time."""
-    if not isinstance(text, str) or not text or text.startswith("0001-01-01"):
+    """RFC 3339 time as Go writes it (up to nanoseconds) to Unix seconds; None for Go's zero time."""
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if match is None or text.startswith("0001-01-01"):
         return None
+    whole, fraction, zone = match.groups()
     try:
-        head, _, rest = text.partition(".")
-        zone = rest.lstrip("0123456789") if rest else ""
-        fraction = rest[:len(rest) - len(zone)][:6] if rest else ""
-        parsed = dt.datetime.fromisoformat((head + (f".{fraction}" if fraction else "") + (zone or "")).replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(whole + (zone or "Z").replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()
+    return parsed.timestamp() + (int(fraction[:6].ljust(6, "0")) / 1e6 if fraction else 0.0)
 
 
 class Ipni(Source):
