@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from services.ranking.ranking import Ranking  # noqa: E402
 from services.ranking.routes import RANKING, routes  # noqa: E402
-from services.ranking.sources import Filrep, SourceError  # noqa: E402,F401
+from services.ranking.sources import Filrep  # noqa: E402
 from services.ranking.sources.base import Round  # noqa: E402
 from shared import config as config_module  # noqa: E402
 from shared import database, models  # noqa: E402

@@ -10,7 +10,7 @@ import typer
 
 from cli.client import CliError
 from cli.common import client_for
-from cli.output import console, print_fields, print_json, print_table
+from cli.output import console, print_json, print_table
 
 app = typer.Typer(no_args_is_help=True)
 

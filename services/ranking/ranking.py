@@ -81,7 +81,7 @@ class Ranking:
         began = time.monotonic()
         at = models.now()
         ctx = Round(self.config, self.db, self.session, set(self.everyone()),
-                      {p: self.table.row(p) for p in self.table.providers})
+                    {p: self.table.row(p) for p in self.table.providers})
         summary: dict[str, Any] = {"startedAt": at, "sources": {}, "changed": [], "changedCount": 0}
         for phase in PHASES:
             names = [n for n in phase if n in self.sources]
@@ -100,7 +100,7 @@ class Ranking:
                     if self.sources[name].lists_providers:
                         ctx.tracked.add(provider)
         summary["providers"] = len(self.everyone())
-        summary["seconds"] = round_seconds(time.monotonic() - began)
+        summary["seconds"] = round(time.monotonic() - began, 3)
         log.info("ranking round: %d providers, %d changed values in %.1f s", summary["providers"],
                  summary["changedCount"], summary["seconds"])
         return summary
@@ -156,7 +156,3 @@ class Ranking:
             except Exception:  # the database went away, say: try again next time
                 log.exception("ranking round failed")
             await asyncio.sleep(interval)
-
-
-def round_seconds(seconds: float) -> float:
-    return round(seconds, 3)

@@ -8,8 +8,6 @@ import pytest
 
 from shared import models
 
-from .conftest import HOUR
-
 
 def _unix(text: str) -> float:
     return dt.datetime.fromisoformat(text).timestamp()
