@@ -26,6 +26,7 @@ bench: install
 	@if [ -f bench/pack.py ]; then $(BIN)/python bench/pack.py; fi
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/ranking.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .singularity

@@ -26,9 +26,10 @@ MODULES = {
     "dealmaking": ("deal_making_service", "services.dealmaking.service"),
     "tracking": ("deal_tracking_service", "services.tracking.service"),
     "hosting": ("http_hosting_service", "services.hosting.service"),
+    "ranking": ("ranking_service", "services.ranking.service"),
 }
 # Sections of the design that have no module in this version yet.
-NOT_BUILT = {"replication": "replication_service", "ranking": "ranking_service"}
+NOT_BUILT = {"replication": "replication_service"}
 
 
 def select_modules(config: Config, names: list[str]) -> list[str]:

@@ -97,6 +97,9 @@ class Connection:
     deal_making_service: str = "http://127.0.0.1:3003"
     replication_service: str = "http://127.0.0.1:3002"
     http_hosting_service: str = "http://127.0.0.1:8080"
+    ranking_service: str = "http://127.0.0.1:3004"
+    # IPNI indexer (cid.contact protocol): provider announcements for ranking, CID lookups.
+    ipni_api: str = "https://cid.contact"
     full_node_api: str = "http://127.0.0.1:1234"
     full_node_token: str = ""
     # Shared secret of the management APIs (preparation, deal making; bundles and /index on the
@@ -169,9 +172,27 @@ class ReplicationService:
     http_url_prefix: str = ""
 
 
+RANKING_SOURCES = ["lotus", "deals", "retrieval", "filrep", "datacapstats", "ipni"]
+
+
 @dataclass
 class RankingService:
     enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 3004
+    # Seconds between two rounds of metric collection.
+    refresh_interval: float = 3600.0
+    # Provider ids always tracked, besides those of our deals and those a listing source returns.
+    providers: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=lambda: list(RANKING_SOURCES))
+    filrep_api: str = "https://api.filrep.io"
+    datacapstats_api: str = "https://api.datacapstats.io"
+    datacapstats_api_key: str = ""
+    # Seconds one request to a source may take.
+    timeout: float = 30.0
+    # Range requests the retrieval probe makes per round (over all providers), and their size.
+    retrieval_probes: int = 20
+    probe_bytes: Size = Size(1 << 20)
 
 
 @dataclass
@@ -256,6 +277,8 @@ def _check(config: Config) -> None:
         ("deal_preparation_service.worker_timeout", config.deal_preparation_service.worker_timeout),
         ("deal_preparation_service.maintenance_interval", config.deal_preparation_service.maintenance_interval),
         ("deal_tracking_service.interval", config.deal_tracking_service.interval),
+        ("ranking_service.refresh_interval", config.ranking_service.refresh_interval),
+        ("ranking_service.timeout", config.ranking_service.timeout),
     ):
         if value <= 0:
             raise ConfigError(f"{key}: must be positive")
@@ -267,6 +290,15 @@ def _check(config: Config) -> None:
         # and ",": a token holding either would reach providers mangled.
         raise ConfigError("http_hosting_service.token: use only letters, digits and . _ ~ + / - "
                           "(e.g. the output of `openssl rand -hex 32`)")
+    ranking = config.ranking_service
+    if ranking.retrieval_probes < 0:
+        raise ConfigError("ranking_service.retrieval_probes: must not be negative")
+    bad = [p for p in ranking.providers if not re.fullmatch(r"[ft]0\d{1,20}", p)]
+    if bad:
+        raise ConfigError(f"ranking_service.providers: not a provider id: {bad[0]!r} (expected e.g. f01234)")
+    unknown = sorted(set(config.ranking_service.sources) - set(RANKING_SOURCES))
+    if unknown:
+        raise ConfigError(f"ranking_service.sources: unknown source {unknown[0]!r} (known: {', '.join(RANKING_SOURCES)})")
     for section in dataclasses.fields(config):
         value = getattr(config, section.name)
         if hasattr(value, "port") and not 0 <= value.port <= 65535:

@@ -5,7 +5,8 @@ from typer.testing import CliRunner
 from cli.main import app
 
 COMMANDS = [[], ["run"], ["prep"], ["prep", "start"], ["prep", "status"], ["prep", "list"], ["prep", "generation"], ["prep", "files"],
-            ["pack"], ["commp"], ["retrieve"], ["deal"], ["deal", "send"], ["deal", "list"], ["deal", "show"], ["status"]]
+            ["pack"], ["commp"], ["retrieve"], ["deal"], ["deal", "send"], ["deal", "list"], ["deal", "show"],
+            ["provider"], ["provider", "lookup"], ["provider", "show"], ["provider", "refresh"], ["status"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "singularity")

@@ -7,7 +7,7 @@ import logging
 import aiohttp
 from pymongo.errors import PyMongoError
 
-from services.tracking.lotus import LotusClient, LotusError
+from shared.lotus import LotusClient, LotusError
 from services.tracking.tracker import Tracker
 from shared.runtime import Runtime
 

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.dealmaking import pending
 from services.tracking import states
-from services.tracking.lotus import LotusClient, LotusMalformed
+from shared.lotus import LotusClient, LotusMalformed
 from shared import models
 
 log = logging.getLogger(__name__)

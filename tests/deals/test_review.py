@@ -8,7 +8,7 @@ import time
 import aiohttp
 import pytest
 
-from services.tracking.lotus import LotusClient
+from shared.lotus import LotusClient
 from services.tracking.tracker import Tracker
 from shared import models
 

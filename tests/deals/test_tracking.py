@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from services.tracking import service as tracking_service
-from services.tracking.lotus import LotusClient, LotusError, LotusMalformed, LotusUnauthorized, LotusUnavailable
+from shared.lotus import LotusClient, LotusError, LotusMalformed, LotusUnauthorized, LotusUnavailable
 from services.tracking.tracker import Tracker
 from shared import models
 

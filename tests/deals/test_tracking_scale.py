@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.tracking.lotus import LotusClient
+from shared.lotus import LotusClient
 from services.tracking.tracker import Tracker
 from shared import models
 

@@ -19,13 +19,17 @@ class FakeChain:
     height: int = 1000
     deals: dict[int, dict] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)  # key address -> f0 ID
+    # provider -> {"info": StateMinerInfo result, "power": StateMinerPower result}
+    miners: dict[str, dict] = field(default_factory=dict)
     token: str | None = None
-    # None, "down" (HTTP 503), "malformed" (not JSON), "truncate" (market deals cut short), "rpc-error"
+    # None, "down" (HTTP 503), "malformed" (not JSON), "truncate" (market deals cut short), "rpc-error",
+    # "timeout" (answers after `delay` seconds)
     mode: str | None = None
     bulk: int = 0  # extra deals of an unrelated client at the start of StateMarketDeals
     chunk_delay: float = 0.0  # seconds between StateMarketDeals chunks
     next_deal_id: int = 5000
     calls: list[str] = field(default_factory=list)
+    delay: float = 30.0
 
     def publish(self, client: str, provider: str, piece_cid: str, start: int, end: int,
                 piece_size: int = 2**35, verified: bool = True) -> int:
@@ -89,6 +93,8 @@ class FakeLotus:
             return web.Response(status=401, text="unauthorized")
         if chain.mode == "down":
             return web.Response(status=503, text="node is starting")
+        if chain.mode == "timeout":
+            await asyncio.sleep(chain.delay)
         body = await request.json()
         method, params, rpc_id = body["method"], body["params"], body["id"]
         chain.calls.append(method)
@@ -110,6 +116,11 @@ class FakeLotus:
             if deal is None:
                 return self._error(rpc_id, f"deal {params[0]} not found - deal may not have completed sealing")
             return self._result(rpc_id, deal)
+        if method in ("Filecoin.StateMinerInfo", "Filecoin.StateMinerPower"):
+            miner = chain.miners.get(params[0])
+            if miner is None:
+                return self._error(rpc_id, f"failed to load miner actor: actor not found")
+            return self._result(rpc_id, miner["info" if method.endswith("Info") else "power"])
         return self._error(rpc_id, f"method '{method}' not found")
 
     @staticmethod

@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from services.tracking.lotus import LotusClient
+from shared.lotus import LotusClient
 from services.tracking.tracker import Tracker
 from shared import database
 

@@ -1,4 +1,4 @@
-"""A Lotus full node JSON-RPC client: the few read methods deal tracking needs.
+"""A Lotus full node JSON-RPC client: the few read methods deal tracking and ranking need.
 
 `StateMarketDeals` is gigabytes on mainnet, so it is parsed from the HTTP body as it arrives and
 only the deals of the clients we track are kept.
