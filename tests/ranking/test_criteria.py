@@ -152,7 +152,7 @@ async def test_lookup_checks_sort_fields_and_limit(api):
                  {"limit": 10**30}, {"limit": "5"}, {"other": 1}, {"sort": ""}):
         response = await api.post("/ranking/lookup", json=body)
         assert response.status == 400, body
-    response = await api.post("/ranking/lookup", data=b"{not json")
+    response = await api.post("/ranking/lookup", data=b"{not json", headers={"Content-Type": "application/json"})
     assert response.status == 400
 
 

@@ -104,7 +104,7 @@ async def test_the_table_reloads_from_the_collection(ranking, db):
 
 
 async def test_api_pages_providers_and_shows_one(ranking, api):
-    await (await api.post("/ranking/refresh")).json()
+    await (await api.post("/ranking/refresh", json={})).json()
     page = await (await api.get("/providers?offset=1&limit=2")).json()
     assert page["total"] == 4 and page["offset"] == 1 and page["limit"] == 2
     assert [p["id"] for p in page["providers"]] == ["f01001", "f01002"]
