@@ -24,6 +24,7 @@ test: install
 bench: install
 	$(BIN)/python bench/scan.py
 	@if [ -f bench/pack.py ]; then $(BIN)/python bench/pack.py; fi
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .singularity

@@ -145,3 +145,10 @@ INDEXES += [
     # /bundle selects a folder's files by path prefix, in path order.
     (GENERATION_FILES, [("preparationId", 1), ("relativePath", 1), ("start", 1)], {}),
 ]
+
+# Summaries count chunks and problems per state and preparation; with the state first these
+# indexes hold every field those counts read, so a count never loads a document.
+INDEXES += [
+    (GENERATION, [("status", 1), ("preparationId", 1), ("size", 1)], {}),
+    (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
+]
