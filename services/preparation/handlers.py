@@ -148,8 +148,9 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
             **query, "relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}
     docs = await collection.find(query).sort(
         [("relativePath", 1), ("start", 1)]).skip(offset).limit(limit).to_list(None)
+    # Not asked with an empty list: the embedded server answers `$in: []` by reading every chunk.
     chunks = {doc["_id"]: doc async for doc in db[models.GENERATION].find(
-        {"_id": {"$in": list({d["generationId"] for d in docs})}})}
+        {"_id": {"$in": list({d["generationId"] for d in docs})}})} if docs else {}
     return {
         "id": scan["_id"],
         "name": scan["name"],
