@@ -1,6 +1,7 @@
 """One function per preparation API action; the routes only translate HTTP to these."""
 from __future__ import annotations
 
+import asyncio
 import os
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -85,8 +86,8 @@ def generation_view(doc: dict) -> dict:
 async def list_page(db: AsyncDatabase, offset: int, limit: int) -> dict:
     """A page of summaries, oldest first, in a fixed number of queries."""
     scans = await db[models.SCANNING].find({}).sort("_id", 1).skip(offset).limit(limit).to_list(None)
-    return {"preparations": await summaries.summaries(db, scans),
-            "total": await database.count(db[models.SCANNING], {}), "offset": offset, "limit": limit}
+    preparations, total = await asyncio.gather(summaries.summaries(db, scans), database.count(db[models.SCANNING], {}))
+    return {"preparations": preparations, "total": total, "offset": offset, "limit": limit}
 
 
 async def details(db: AsyncDatabase, preparation_id: str, offset: int, limit: int) -> dict:
@@ -94,14 +95,15 @@ async def details(db: AsyncDatabase, preparation_id: str, offset: int, limit: in
     scan = await find(db, preparation_id)
     # {"$eq": x} rather than x: the embedded server reads a bare value as "x or an array holding
     # x", a condition no index serves.
-    generations = db[models.GENERATION].find({"preparationId": {"$eq": preparation_id}}).sort(
-        "index", 1).skip(offset).limit(limit)
-    problems = db[models.SCAN_PROBLEMS].find({"preparationId": {"$eq": preparation_id}}).sort("_id", 1).limit(100)
-    result = await summary(db, scan)
+    result, generations, problems = await asyncio.gather(
+        summary(db, scan),
+        db[models.GENERATION].find({"preparationId": {"$eq": preparation_id}}).sort(
+            "index", 1).skip(offset).limit(limit).to_list(None),
+        db[models.SCAN_PROBLEMS].find({"preparationId": {"$eq": preparation_id}}).sort("_id", 1).limit(100).to_list(None))
     return {
         **result,
-        "generationRequests": [generation_view(doc) async for doc in generations],
-        "problems": [{"kind": p["kind"], "path": p["path"], "reason": p["reason"]} async for p in problems],
+        "generationRequests": [generation_view(doc) for doc in generations],
+        "problems": [{"kind": p["kind"], "path": p["path"], "reason": p["reason"]} for p in problems],
         "total": result["generationTotal"],
         "offset": offset,
         "limit": limit,

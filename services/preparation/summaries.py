@@ -32,7 +32,6 @@ async def _per_preparation(db: AsyncDatabase, collection: str, match: dict, ids:
     group: dict = {"_id": "$preparationId", "count": {"$sum": 1}}
     if sum_field:
         group["sum"] = {"$sum": f"${sum_field}"}
-    # The state first, as in the index that serves the count.
     pipeline = [{"$match": {**match, "preparationId": id_range(ids)}}, {"$group": group}]
     return {row["_id"]: row async for row in await db[collection].aggregate(pipeline)}
 
