@@ -249,6 +249,9 @@ async def load(args, ids: list[str], big: str, port: int, bare_port: int, proces
     async with aiohttp.ClientSession(connector=connector) as session:
         await wait_ready(session, [f"{base}/preparations", f"http://127.0.0.1:{bare_port}/bare"], process)
         targets = Targets(base, ids, big, args.big_chunks)
+        # Warm-up, unmeasured: the database's first reads after the seeding load its pages.
+        await closed_loop(session, lambda: targets.listing() if random.random() < 0.5 else targets.details(),
+                          4, 3, args.timeout)
         print(f"open loop: {args.clients} clients x 1 request/s for {args.duration:.0f} s "
               f"(timeout {args.timeout:.0f} s)", flush=True)
         ok = report_open(await open_loop(session, targets, args.clients, args.duration, args.timeout))

@@ -231,9 +231,10 @@ def pagination(request: web.Request, default_limit: int = 100, max_limit: int = 
             raise InvalidParameter(f"{name} must not be negative", raw[:100])
         if not (text.isascii() and text.isdigit()):
             raise InvalidParameter(f"{name} must be an integer", raw[:100])
-        if len(text) > len(str(maximum)) or int(text) > maximum:
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(str(maximum)) or int(digits) > maximum:
             raise InvalidParameter(f"{name} must be at most {maximum}", raw[:100])
-        return int(text)
+        return int(digits)
 
     offset = number("offset", 0, MAX_OFFSET)
     limit = number("limit", default_limit, max_limit)

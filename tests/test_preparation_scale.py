@@ -179,6 +179,7 @@ async def small_apis(db, config, serve_app):
     ("offset=9223372036854775808", "offset must be at most 9223372036854775807"),
     ("offset=" + "9" * 5000, "offset must be at most"),
     ("offset=-1", "offset must not be negative"),
+    ("offset=00000000000000000000009223372036854775808", "offset must be at most"),
     ("offset=1_0", "offset must be an integer"),
     ("offset=%D9%A1", "offset must be an integer"),  # ARABIC-INDIC DIGIT ONE: int() would take it
     ("offset=", "offset must be an integer"),
@@ -195,7 +196,7 @@ async def test_out_of_range_paging_is_a_400_everywhere(small_apis, query, fragme
 
 async def test_the_largest_offset_is_an_empty_page(small_apis):
     for api, route in small_apis:
-        response = await api.get(f"{route}?offset=9223372036854775807&limit=3")
+        response = await api.get(f"{route}?offset=09223372036854775807&limit=3")  # leading zeros are fine
         assert response.status == 200, (route, await response.text())
         body = await response.json()
         items = next(v for k, v in body.items() if k in ("preparations", "generationRequests", "fileList", "files",
