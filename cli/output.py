@@ -35,3 +35,10 @@ def print_fields(data: dict, keys: Sequence[tuple[str, str]]) -> None:
 
 def fail(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
+
+
+def print_page_note(offset: int, shown: int, total: int, what: str) -> None:
+    """Under a table that is one page of a longer list: which part of it was shown."""
+    if shown < total:
+        first = f"{offset + 1}-{offset + shown}" if shown else "none"
+        console.print(f"{what} {first} of {total} (use --offset/--limit)", highlight=False)

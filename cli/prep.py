@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.client import CliError
 from cli.common import client_for, parse_size_option
-from cli.output import console, print_fields, print_json, print_table
+from cli.output import console, print_fields, print_json, print_page_note, print_table
 from shared.config import format_size
 
 app = typer.Typer(no_args_is_help=True)
@@ -115,24 +115,28 @@ def remove(preparation_id: str = typer.Argument(..., metavar="ID"), json_: bool 
 
 
 @app.command("list")
-def list_(json_: bool = JSON) -> None:
-    """All preparation requests."""
-    rows = api().get("/preparations")
+def list_(offset: int = typer.Option(0, min=0, help="Preparations to skip (oldest first)."),
+          limit: Optional[int] = typer.Option(None, min=1, help="Preparations to show (default: the service's page, 20)."),
+          json_: bool = JSON) -> None:
+    """Preparation requests, oldest first, one page at a time."""
+    result = api().get("/preparations", offset=offset, limit=limit)
     if json_:
-        print_json(rows)
+        print_json(result)
         return
+    rows = result["preparations"]
     for row in rows:
         row["chunks"] = f"{row['generationCompleted']}/{row['generationTotal']}"
         row["scanned"] = human(row["scannedBytes"])
     print_table(rows, [("id", "ID"), ("name", "Name"), ("path", "Path"), ("dealSize", "Deal size"),
                        ("state", "State"), ("scanningStatus", "Scanning"), ("scanned", "Scanned"),
                        ("chunks", "Chunks done"), ("generationFailed", "Failed")])
+    print_page_note(offset, len(rows), result["total"], "preparations")
 
 
 @app.command()
 def status(preparation_id: str = typer.Argument(..., metavar="ID"),
-           offset: int = typer.Option(0, help="First chunk to list."),
-           limit: int = typer.Option(1000, help="How many chunks to list."),
+           offset: int = typer.Option(0, min=0, help="Chunks to skip."),
+           limit: Optional[int] = typer.Option(None, min=1, help="Chunks to list (default: the service's page, 20)."),
            json_: bool = JSON) -> None:
     """One preparation: progress, problems and its chunk table."""
     result = api().get(f"/preparation/{preparation_id}", offset=offset, limit=limit)
@@ -164,11 +168,14 @@ def show_status(result: dict) -> None:
     print_table(rows, [("index", "#"), ("status", "Status"), ("fileCount", "Files"), ("size", "Data"),
                        ("dataCid", "Data CID"), ("pieceCid", "Piece CID"), ("pieceSize", "Piece size"),
                        ("carSize", "CAR size"), ("error", "Error")], title="Chunks")
+    print_page_note(result.get("offset", 0), len(rows), result["generationTotal"], "chunks")
 
 
 @app.command()
 def generation(generation_id: str = typer.Argument(..., metavar="ID"),
-               offset: int = typer.Option(0), limit: int = typer.Option(1000), json_: bool = JSON) -> None:
+               offset: int = typer.Option(0, min=0, help="Entries to skip."),
+               limit: Optional[int] = typer.Option(None, min=1, help="Entries to list (default: the service's page, 100)."),
+               json_: bool = JSON) -> None:
     """One chunk and its file list."""
     result = api().get(f"/generation/{generation_id}", offset=offset, limit=limit)
     if json_:
@@ -178,12 +185,15 @@ def generation(generation_id: str = typer.Argument(..., metavar="ID"),
                           ("dataCid", "Data CID"), ("pieceCid", "Piece CID"), ("pieceSize", "Piece size")])
     print_table(result["fileList"], [("relativePath", "Path"), ("size", "Size"), ("start", "Start"), ("end", "End"),
                                      ("cid", "CID")])
+    print_page_note(offset, len(result["fileList"]), result["total"], "entries")
 
 
 @app.command()
 def files(preparation_id: str = typer.Argument(..., metavar="ID"),
           path: str = typer.Option("", help="Only this file or folder (dataset-relative)."),
-          offset: int = typer.Option(0), limit: int = typer.Option(1000), json_: bool = JSON) -> None:
+          offset: int = typer.Option(0, min=0, help="Entries to skip."),
+          limit: Optional[int] = typer.Option(None, min=1, help="Entries to list (default: the service's page, 100)."),
+          json_: bool = JSON) -> None:
     """Each file (or range of a split file) with its CID and the piece that holds it."""
     result = api().get(f"/preparation/{preparation_id}/files", path=path or None, offset=offset, limit=limit)
     if json_:
@@ -192,3 +202,4 @@ def files(preparation_id: str = typer.Argument(..., metavar="ID"),
     rows = [dict(f, range=f"{f['start']}-{f['end']}" if f["end"] - f["start"] != f["size"] else "") for f in result["files"]]
     print_table(rows, [("relativePath", "Path"), ("size", "Size"), ("range", "Range"), ("cid", "CID"),
                        ("chunk", "Chunk"), ("pieceCid", "Piece CID")])
+    print_page_note(offset, len(rows), result["total"], "entries")

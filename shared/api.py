@@ -89,6 +89,25 @@ async def errors_middleware(request: web.Request, handler):
         return error_response(500, "internal error", None)
 
 
+# Requests that change state, finishing after their client went away (referenced so that they
+# are not garbage-collected mid-way).
+_FINISHING: set[asyncio.Task] = set()
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@web.middleware
+async def finish_writes_middleware(request: web.Request, handler):
+    """The server cancels a handler whose client disconnected (so abandoned reads stop costing
+    database time); a request that changes state is shielded from that and runs to its end, so a
+    dropped connection never leaves half a change behind."""
+    if request.method in SAFE_METHODS:
+        return await handler(request)
+    task = asyncio.ensure_future(handler(request))
+    _FINISHING.add(task)
+    task.add_done_callback(_FINISHING.discard)
+    return await asyncio.shield(task)
+
+
 # What a web page can make a browser send to another origin without asking it first (a "simple"
 # request): a form post or fetch with these methods and a text/plain or form body.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -204,7 +223,7 @@ def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableD
     """Every service's app: measured, errors mapped to JSON, requests a browser was tricked into
     sending refused, and the tokens of `tokens` (default: connection.api_token) checked."""
     # metrics.measure is outermost, so it sees the status every other middleware settled on.
-    middlewares = [metrics.measure(service), errors_middleware, browser_guard(config),
+    middlewares = [finish_writes_middleware, metrics.measure(service), errors_middleware, browser_guard(config),
                    auth_middleware(tokens or api_token_policy(config))]
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
     app.on_response_prepare.append(cors_headers(config))
@@ -246,7 +265,8 @@ class _AppRunner(web.AppRunner):
 
 async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until cancelled, then close every connection and run the app's cleanups."""
-    runner = _AppRunner(app, access_log=None)
+    # handler_cancellation: a client that goes away cancels its handler (see finish_writes_middleware).
+    runner = _AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -335,21 +355,30 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+# Offsets travel as 64-bit integers to the database: beyond this, pymongo cannot even encode them.
+MAX_OFFSET = 2**63 - 1
+
+
 def pagination(request: web.Request, default_limit: int = 100, max_limit: int = 10_000) -> tuple[int, int]:
-    def number(name: str, default: int) -> int:
+    """`?offset=&limit=` as two integers: a bad or out-of-range value is a 400 naming it."""
+    def number(name: str, default: int, maximum: int) -> int:
         raw = request.query.get(name)
         if raw is None:
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidParameter(f"{name} must be an integer", raw) from None
-        if value < 0:
-            raise InvalidParameter(f"{name} must not be negative", raw)
-        return value
+        text = raw.strip()
+        # ASCII digits only: int() would also take "1_000" and digits of other scripts. A length
+        # check first, so a megabyte of digits is refused without being converted.
+        if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+            raise InvalidParameter(f"{name} must not be negative", raw[:100])
+        if not (text.isascii() and text.isdigit()):
+            raise InvalidParameter(f"{name} must be an integer", raw[:100])
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(str(maximum)) or int(digits) > maximum:
+            raise InvalidParameter(f"{name} must be at most {maximum}", raw[:100])
+        return int(digits)
 
-    offset = number("offset", 0)
-    limit = number("limit", default_limit)
-    if limit == 0 or limit > max_limit:
+    offset = number("offset", 0, MAX_OFFSET)
+    limit = number("limit", default_limit, max_limit)
+    if limit == 0:
         raise InvalidParameter(f"limit must be between 1 and {max_limit}", limit)
     return offset, limit

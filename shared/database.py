@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
@@ -50,3 +51,10 @@ def address(url: str) -> str:
 async def ensure_indexes(db: AsyncDatabase) -> None:
     for collection, keys, options in models.INDEXES:
         await db[collection].create_index(keys, **options)
+
+
+async def count(collection: AsyncCollection, query: dict) -> int:
+    """An exact count as an aggregation: the embedded server answers `count_documents` by scanning
+    the collection, while a `$match` + `$count` pipeline runs in SQL over its indexes."""
+    rows = await (await collection.aggregate([{"$match": query}, {"$count": "n"}])).to_list(None)
+    return rows[0]["n"] if rows else 0

@@ -209,3 +209,10 @@ def metric_value(doc: dict):
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)  # bson.Int64 back to a plain int
     return value
+
+# Summaries count chunks and problems per state and preparation; with the state first these
+# indexes hold every field those counts read, so a count never loads a document.
+INDEXES += [
+    (GENERATION, [("status", 1), ("preparationId", 1), ("size", 1)], {}),
+    (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
+]

@@ -29,10 +29,12 @@ def test_prep_commands(live, tmp_path):
     human = singularity(live, "prep", "start", "--name", "demo2", "--path", str(tmp_path / "ds")).stdout
     assert human.startswith("Accepted. dataset-id: ")
     listed = json.loads(singularity(live, "prep", "list", "--json").stdout)
-    assert [p["name"] for p in listed] == ["demo", "demo2"]
-    assert listed[1]["dealSize"] == "32 GiB"  # the configured default
+    assert [p["name"] for p in listed["preparations"]] == ["demo", "demo2"] and listed["total"] == 2
+    assert listed["preparations"][1]["dealSize"] == "32 GiB"  # the configured default
     table = singularity(live, "prep", "list").stdout
     assert "demo2" in table and "64 KiB" in table
+    second = singularity(live, "prep", "list", "--offset", "1", "--limit", "1").stdout
+    assert "demo2" in second and "64 KiB" not in second and "preparations 2-2 of 2" in second
     status = json.loads(singularity(live, "prep", "status", pid, "--json").stdout)
     assert status["id"] == pid and status["path"] == str(tmp_path / "ds")
     assert "Chunks" in singularity(live, "prep", "status", pid).stdout

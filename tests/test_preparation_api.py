@@ -30,8 +30,9 @@ async def test_create_list_details(api, db, dataset):
     assert response.status == 201
     created = await response.json()
     listed = await (await api.get("/preparations")).json()
-    assert [p["id"] for p in listed] == [created["id"]]
-    item = listed[0]
+    assert {k: listed[k] for k in ("total", "offset", "limit")} == {"total": 1, "offset": 0, "limit": 20}
+    assert [p["id"] for p in listed["preparations"]] == [created["id"]]
+    item = listed["preparations"][0]
     assert item["dealSize"] == "64 KiB" and item["minSize"] == str(int(65536 * 0.6))
     assert item["maxSize"] == str(int(65536 * 0.9))
     assert item["scanningStatus"] == "active" and item["path"] == str(dataset)

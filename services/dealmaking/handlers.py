@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.dealmaking import boost, pending
 from services.dealmaking import proposal as proposal_module
-from shared import metrics, models
+from shared import database, metrics, models
 from shared.api import ApiError, Body, Conflict, InvalidParameter, NotFound, Unavailable
 from shared.config import Config
 from shared.models import DealStatus
@@ -143,11 +143,12 @@ async def list_deals(db: AsyncDatabase, state: str | None, provider: str | None,
     if state is not None:
         if state not in {s.value for s in DealStatus}:
             raise InvalidParameter(f"unknown state: {state}", {"allowed": [s.value for s in DealStatus]})
-        query["state"] = state
+        query["state"] = {"$eq": state}
+    # {"$eq": v}: a bare value is "v or an array holding v" to the embedded server, which no index serves.
     for field, value in (("provider", provider), ("pieceCid", piece), ("client", client)):
         if value is not None:
-            query[field] = value
-    total = await db[models.DEAL_STATE].count_documents(query)
+            query[field] = {"$eq": value}
+    total = await database.count(db[models.DEAL_STATE], query)
     cursor = db[models.DEAL_STATE].find(query).sort("_id", 1).skip(offset).limit(limit)
     deals = [public(d) async for d in cursor]
     return {"deals": deals, "total": total, "offset": offset, "limit": limit}

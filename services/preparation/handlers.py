@@ -1,6 +1,7 @@
 """One function per preparation API action; the routes only translate HTTP to these."""
 from __future__ import annotations
 
+import asyncio
 import os
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -8,9 +9,10 @@ from pymongo.errors import DuplicateKeyError
 
 from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
-from shared import models
+from services.preparation import summaries
+from shared import database, models
 from shared.api import Body, Duplicate, InvalidParameter, NotFound
-from shared.config import Config, format_size
+from shared.config import Config
 from shared.models import Status
 
 STATES = ("active", "paused", "removed")
@@ -63,50 +65,8 @@ async def find(db: AsyncDatabase, preparation_id: str) -> dict:
     return scan
 
 
-async def generation_counts(db: AsyncDatabase, preparation_id: str) -> dict:
-    """Counts by state in one aggregation (the embedded server answers count_documents by
-    scanning the collection; a $group runs in SQL), then the few chunks being built."""
-    collection = db[models.GENERATION]
-    by_status = {doc["_id"]: doc async for doc in await collection.aggregate([
-        {"$match": {"preparationId": preparation_id}},
-        {"$group": {"_id": "$status", "count": {"$sum": 1}, "size": {"$sum": "$size"}}},
-    ])}
-    building = await collection.find(
-        {"preparationId": preparation_id, "status": Status.ACTIVE.value, "workerId": {"$ne": None}},
-        {"bytesDone": 1, "rate": 1}).to_list(None)
-    completed = by_status.get(Status.COMPLETED.value, {})
-    return {
-        "generationCompleted": completed.get("count", 0),
-        "generationInprogress": len(building),
-        "generationFailed": by_status.get(Status.ERROR.value, {}).get("count", 0),
-        "generationTotal": sum(doc["count"] for doc in by_status.values()),
-        "bytesDone": completed.get("size", 0) + sum(doc.get("bytesDone") or 0 for doc in building),
-        "rate": round(sum(doc.get("rate") or 0 for doc in building)),
-    }
-
-
 async def summary(db: AsyncDatabase, scan: dict) -> dict:
-    problems = db[models.SCAN_PROBLEMS]
-    return {
-        "id": scan["_id"],
-        "name": scan["name"],
-        "path": scan["path"],
-        "dealSize": format_size(scan["dealSize"]),
-        "minSize": format_size(scan["minSize"]),
-        "maxSize": format_size(scan["maxSize"]),
-        "state": scan.get("state", "active"),
-        "scanningStatus": scan["status"],
-        "scanningError": scan.get("error"),
-        "scannedFiles": scan.get("scannedFiles", 0),
-        "scannedBytes": scan.get("scannedBytes", 0),
-        "errorCount": await problems.count_documents({"preparationId": scan["_id"], "kind": "error"}),
-        "skippedCount": await problems.count_documents({"preparationId": scan["_id"], "kind": "skipped"}),
-        "indexCid": scan.get("indexCid"),
-        "indexError": scan.get("indexError"),
-        "indexPin": scan.get("indexPin"),
-        "createdAt": scan["createdAt"],
-        **await generation_counts(db, scan["_id"]),
-    }
+    return (await summaries.summaries(db, [scan]))[0]
 
 
 def generation_view(doc: dict) -> dict:
@@ -125,18 +85,28 @@ def generation_view(doc: dict) -> dict:
     }
 
 
-async def list_all(db: AsyncDatabase) -> list[dict]:
-    return [await summary(db, scan) async for scan in db[models.SCANNING].find({}).sort("_id", 1)]
+async def list_page(db: AsyncDatabase, offset: int, limit: int) -> dict:
+    """A page of summaries, oldest first, in a fixed number of queries."""
+    scans = await db[models.SCANNING].find({}).sort("_id", 1).skip(offset).limit(limit).to_list(None)
+    preparations, total = await asyncio.gather(summaries.summaries(db, scans), database.count(db[models.SCANNING], {}))
+    return {"preparations": preparations, "total": total, "offset": offset, "limit": limit}
 
 
 async def details(db: AsyncDatabase, preparation_id: str, offset: int, limit: int) -> dict:
+    """The summary plus one page of chunks (the summary's generationTotal is their total)."""
     scan = await find(db, preparation_id)
-    generations = db[models.GENERATION].find({"preparationId": preparation_id}).sort("index", 1).skip(offset).limit(limit)
-    problems = db[models.SCAN_PROBLEMS].find({"preparationId": preparation_id}).sort("_id", 1).limit(100)
+    # {"$eq": x} rather than x: the embedded server reads a bare value as "x or an array holding
+    # x", a condition no index serves.
+    result, generations, problems = await asyncio.gather(
+        summary(db, scan),
+        db[models.GENERATION].find({"preparationId": {"$eq": preparation_id}}).sort(
+            "index", 1).skip(offset).limit(limit).to_list(None),
+        db[models.SCAN_PROBLEMS].find({"preparationId": {"$eq": preparation_id}}).sort("_id", 1).limit(100).to_list(None))
     return {
-        **await summary(db, scan),
-        "generationRequests": [generation_view(doc) async for doc in generations],
-        "problems": [{"kind": p["kind"], "path": p["path"], "reason": p["reason"]} async for p in problems],
+        **result,
+        "generationRequests": [generation_view(doc) for doc in generations],
+        "problems": [{"kind": p["kind"], "path": p["path"], "reason": p["reason"]} for p in problems],
+        "total": result["generationTotal"],
         "offset": offset,
         "limit": limit,
     }
@@ -146,7 +116,8 @@ async def generation(db: AsyncDatabase, generation_id: str, offset: int, limit: 
     doc = await db[models.GENERATION].find_one({"_id": generation_id})
     if doc is None:
         raise NotFound(f"no generation request with id {generation_id!r}")
-    files = db[models.GENERATION_FILES].find({"generationId": generation_id}).sort("order", 1).skip(offset).limit(limit)
+    files = db[models.GENERATION_FILES].find({"generationId": {"$eq": generation_id}}).sort(
+        "order", 1).skip(offset).limit(limit)
     return {
         **generation_view(doc),
         "preparationId": doc["preparationId"],
@@ -158,6 +129,7 @@ async def generation(db: AsyncDatabase, generation_id: str, offset: int, limit: 
             "name": f["relativePath"].rsplit("/", 1)[-1], "directory": bool(f.get("directory")), "size": f["size"],
             "mtime": f["mtime"], "start": f["start"], "end": f["end"], "cid": f.get("cid"),
         } async for f in files],
+        "total": doc["fileCount"],  # the chunk's entries: files, ranges of split files, empty directories
         "offset": offset,
         "limit": limit,
     }
@@ -167,15 +139,22 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
     """The dataset's file -> CID -> piece mapping, by path: each file or range with the CID of its
     DAG and the data CID and piece CID of the chunk that holds it."""
     scan = await find(db, preparation_id)
-    query: dict = {"preparationId": preparation_id}
+    collection = db[models.GENERATION_FILES]
+    query: dict = {"preparationId": {"$eq": preparation_id}}
     prefix = prefix.strip("/")
     if prefix:
-        # The path itself, or anything under "path/" ("0" is the character after "/").
-        query["$or"] = [{"relativePath": prefix}, {"relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}]
-    docs = await db[models.GENERATION_FILES].find(query).sort(
+        # The path itself (a file, its ranges or an empty directory), else anything under "path/"
+        # ("0" is the character after "/"); never both, as nothing lies under a file or an empty
+        # directory. Two plain conditions rather than one $or, which the embedded server answers
+        # by reading the whole collection.
+        exact = {**query, "relativePath": {"$eq": prefix}}
+        query = exact if await collection.find_one(exact, {"_id": 1}) else {
+            **query, "relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}
+    docs = await collection.find(query).sort(
         [("relativePath", 1), ("start", 1)]).skip(offset).limit(limit).to_list(None)
+    # Not asked with an empty list: the embedded server answers `$in: []` by reading every chunk.
     chunks = {doc["_id"]: doc async for doc in db[models.GENERATION].find(
-        {"_id": {"$in": list({d["generationId"] for d in docs})}})}
+        {"_id": {"$in": list({d["generationId"] for d in docs})}})} if docs else {}
     return {
         "id": scan["_id"],
         "name": scan["name"],
@@ -185,6 +164,7 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
             "cid": d.get("cid"), "chunk": chunk["index"], "generationId": chunk["_id"], "status": chunk["status"],
             "dataCid": chunk.get("dataCid"), "pieceCid": chunk.get("pieceCid"), "pieceSize": chunk.get("pieceSize"),
         } for d in docs if (chunk := chunks.get(d["generationId"])) is not None],  # not of a chunk still being cut
+        "total": await database.count(collection, query),
         "offset": offset,
         "limit": limit,
     }

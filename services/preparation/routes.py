@@ -20,24 +20,25 @@ async def set_state(request: web.Request) -> web.Response:
 
 @routes.get("/preparations")
 async def list_all(request: web.Request) -> web.Response:
-    return json_response(await handlers.list_all(request.app[DB]))
+    offset, limit = pagination(request, default_limit=20, max_limit=1000)
+    return json_response(await handlers.list_page(request.app[DB], offset, limit))
 
 
 @routes.get("/preparation/{id}")
 async def details(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=1000)
+    offset, limit = pagination(request, default_limit=20, max_limit=1000)
     return json_response(await handlers.details(request.app[DB], request.match_info["id"], offset, limit))
 
 
 @routes.get("/generation/{id}")
 async def generation(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=1000)
+    offset, limit = pagination(request, default_limit=100)
     return json_response(await handlers.generation(request.app[DB], request.match_info["id"], offset, limit))
 
 
 @routes.get("/preparation/{id}/files")
 async def files(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=1000)
+    offset, limit = pagination(request, default_limit=100)
     return json_response(await handlers.files(request.app[DB], request.match_info["id"],
                                               request.query.get("path", ""), offset, limit))
 
