@@ -13,7 +13,9 @@ from cli import retrieve as cli_retrieve
 from services.indexing import retrieval
 from services.indexing.sources import Source
 from shared import models
+from shared.ipld import cid as cidlib
 from tests.hosting.conftest import EMPTY_DIRS, dataset_files
+from tests.ipld import ipld_testdata
 from tests.pipeline import snapshot
 
 FILES = dataset_files()
@@ -40,6 +42,22 @@ async def test_files_split_across_chunks(indexed, db):
     assert [("c/empty-dir", True), ("c/empty.txt", False)] in firsts
     last = await db[models.GENERATION_FILES].find({"generationId": prepared.chunks[-1]["_id"]}).sort("order", -1).to_list(1)
     assert (last[0]["relativePath"], last[0]["directory"]) == ("zz/deeper/empty", True)
+
+
+async def test_each_car_holds_exactly_its_chunk(indexed, db, source_dir):
+    """Read back with an independent CAR reader, every chunk's DAG is its ranges of the source files
+    and its empty directories, nothing more: what a provider's copy of one piece gives back."""
+    prepared, _ = indexed
+    for chunk in prepared.chunks:
+        with open(chunk["carPath"], "rb") as f:
+            roots, blocks = ipld_testdata.read_car(f.read())
+        assert roots == [cidlib.from_str(chunk["dataCid"])]
+        unpacked: dict = {}
+        ipld_testdata.unpack(roots[0], dict(blocks), unpacked)
+        entries = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"]}).to_list(None)
+        assert unpacked == {
+            e["relativePath"]: None if e.get("directory") else
+            (source_dir / e["relativePath"]).read_bytes()[e["start"]:e["end"]] for e in entries}, chunk["index"]
 
 
 @pytest.mark.parametrize("methods", [("block",), ("piece",)])
