@@ -11,7 +11,7 @@ from services.tracking import service as tracking
 from shared import models
 from shared.runtime import Runtime
 
-from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID
+from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID, assert_sent
 
 
 def free_port() -> int:
@@ -20,7 +20,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_dealmaking_module_serves_the_api(deal_config, db_url, fake_boost, proposal):
+async def test_dealmaking_module_serves_the_api(deal_config, db_url, db, fake_boost, proposal):
     deal_config.deal_making_service.port = free_port()
     runtime = await Runtime.connect(deal_config, db_url)
     task = asyncio.create_task(dealmaking.run(runtime))
@@ -34,9 +34,9 @@ async def test_dealmaking_module_serves_the_api(deal_config, db_url, fake_boost,
                         break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.02)
-            assert answer["state"] == "proposed"
+            await assert_sent(db, fake_boost, answer, pieceCid=PIECE_CID, provider=PROVIDER)
             async with session.get(f"{base}/deals") as response:
-                assert (await response.json())["total"] == 1
+                assert [d["id"] for d in (await response.json())["deals"]] == [answer["id"]]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
