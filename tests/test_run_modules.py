@@ -2,9 +2,7 @@
 really runs `parallelism` jobs at once. Real processes against the test database."""
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 
 import pytest
 
@@ -14,7 +12,7 @@ from tests.scan_helpers import write_random
 from tests.wait import wait_until
 
 MiB = 1 << 20
-# Every module with a config section of its own, and the port it listens on (None: no listener).
+# Every module and the config section that enables it.
 SECTIONS = {"preparation": "deal_preparation_service", "worker": "deal_preparation_worker",
             "dealmaking": "deal_making_service", "tracking": "deal_tracking_service",
             "hosting": "http_hosting_service"}

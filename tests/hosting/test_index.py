@@ -2,7 +2,6 @@
 readiness rule, and best-effort pinning through kubo."""
 from __future__ import annotations
 
-import asyncio
 import os
 
 import libipld
@@ -166,9 +165,8 @@ async def test_kubo_failure_is_recorded_and_retried(db, config, prepared, kubo, 
     # Time passes: the retry becomes due. (The whole subdocument is replaced: the embedded test
     # server stores a datetime set through a dotted path as a string.)
     await db[models.SCANNING].update_one({"_id": prepared.id}, {"$set": {
-        "indexPin": {**prep["indexPin"], "nextAttempt": models.now()}}})
+        "indexPin": {**prep["indexPin"], "nextAttempt": models.now() - 1}}})
     kubo.fail_with = None
-    await asyncio.sleep(0.01)
     await indexer.index_pending(db, config)
     prep = await db[models.SCANNING].find_one({"_id": prepared.id})
     assert prep["indexPin"]["status"] == "pinned" and prep["indexPin"]["attempts"] == 2, prep["indexPin"]

@@ -16,6 +16,7 @@ from tests.hosting.test_cli_retrieve import singularity, write_config
 from tests.hosting.test_http_ranges import chunk, curl  # noqa: F401  (fixture)
 from tests.hosting.test_retrieve import run
 from tests.pipeline import snapshot
+from tests.wait import wait_until
 
 
 async def test_piece_range_with_thousands_of_digits_is_not_a_500(hosting, chunk):  # noqa: F811
@@ -139,11 +140,7 @@ async def test_sigterm_leaves_no_partial_file(indexed, slow_source, tmp_path):
         sys.executable, "-c", "from cli.main import main; main()", "--config", str(config_file),
         "retrieve", f"{index_cid}/a/big.bin", "-o", str(out), "--method", "block",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    for _ in range(200):  # until the temporary file exists
-        if out.exists() and os.listdir(out):
-            break
-        await asyncio.sleep(0.05)
-    assert out.exists() and os.listdir(out), "the retrieval never started writing"
+    await wait_until(lambda: out.exists() and os.listdir(out), what="the retrieval to start writing")
     proc.send_signal(signal.SIGTERM)
     _, err = await proc.communicate()
     assert proc.returncode != 0 and b"Traceback" not in err
