@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,11 @@ from tests.pipeline import snapshot
 FILES = dataset_files()
 FOLDERS = sorted({"/".join(p.split("/")[:i]) for p in [*FILES, *(d + "/" for d in EMPTY_DIRS)]
                   for i in range(1, p.count("/") + 1)})
+
+
+def tree_of(root: Path) -> dict[str, bytes]:
+    """The files under root with their bytes (snapshot() adds the directories)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 async def run(target, urls, methods, output=None, tar=None):
