@@ -18,6 +18,10 @@ SECTIONS = {"preparation": "deal_preparation_service", "worker": "deal_preparati
             "hosting": "http_hosting_service"}
 
 
+# Health records of workers (a run may report one of its own).
+WORKERS = {"kind": {"$ne": "run"}}
+
+
 def only_enabled(*modules: str) -> dict:
     return {section: {"enabled": name in modules} for name, section in SECTIONS.items()}
 
@@ -52,7 +56,7 @@ async def test_run_without_names_starts_exactly_the_enabled_modules(db, db_url, 
             if name in ports:
                 wait_http(f"http://127.0.0.1:{ports[name]}/", timeout=60)
         if "worker" in enabled:
-            await wait_until(lambda: db[models.HEALTH].count_documents({}), what="the worker to report health")
+            await wait_until(lambda: db[models.HEALTH].count_documents(WORKERS), what="the worker to report health")
         text = log.read_text()
         assert f"starting {', '.join(n for n in SECTIONS if n in enabled)}\n" in text, text
         assert process.poll() is None, text
@@ -60,7 +64,7 @@ async def test_run_without_names_starts_exactly_the_enabled_modules(db, db_url, 
             assert answers(port) == (name in enabled), f"{name} on port {port}"
         if "worker" not in enabled:
             # A worker reports health as it starts, before its first job: by now it would have.
-            assert await db[models.HEALTH].count_documents({}) == 0
+            assert await db[models.HEALTH].count_documents(WORKERS) == 0
     finally:
         stop(process)
     assert process.returncode == 0, log.read_text()
