@@ -11,6 +11,7 @@ import pytest
 
 from services.dealmaking.routes import routes
 from services.dealmaking.validation import encode_address
+from shared import models
 from shared.api import create_app
 
 from .fakes.lotus import FakeChain, FakeLotus
@@ -87,3 +88,23 @@ def proposal(key_file) -> dict:
         "url": "http://example.com/piece.car", "pieceSize": 2**35, "pieceCid": PIECE_CID,
         "dataCid": DATA_CID, "provider": PROVIDER, "carSize": 30 * 2**30,
     }
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+async def assert_sent(db, fake_boost, answer: dict, **stored) -> dict:
+    """The answer of an accepted POST /deal is what was stored, and boost was really asked for it:
+    the stored DealState is proposed under the proposal boost returned, holds `stored`, and the
+    last boost deal call named its provider, piece, data and wallet."""
+    assert answer["state"] == "proposed" and answer["proposalCid"], answer
+    deal = await db[models.DEAL_STATE].find_one({"_id": answer["id"]})
+    assert deal is not None, "no DealState for the answer"
+    assert (deal["state"], deal["proposalCid"]) == ("proposed", answer["proposalCid"])
+    assert {k: deal[k] for k in stored} == stored
+    argv = fake_boost.deal_calls()[-1]
+    assert (flag(argv, "--provider"), flag(argv, "--commp"), flag(argv, "--payload-cid"), flag(argv, "--wallet")) == \
+        (deal["provider"], deal["pieceCid"], deal["dataCid"], deal["client"])
+    assert flag(argv, "--piece-size") == str(deal["pieceSize"])
+    return deal

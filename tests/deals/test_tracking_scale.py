@@ -16,6 +16,8 @@ from shared.lotus import LotusClient
 from services.tracking.tracker import Tracker
 from shared import models
 
+from tests.wait import wait_until
+
 from .conftest import PROVIDER, WALLET, WALLET_ID
 
 SCRIPT = Path(__file__).parent / "fakes" / "tracker_process.py"
@@ -91,11 +93,10 @@ async def test_tracker_killed_mid_round_reaches_the_same_states(db, db_url, lotu
     process = await run_process(db_url, lotus.url, rounds=1)
     try:
         # Kill -9 once the round has written some, not all, of its updates.
-        for _ in range(3000):
+        async def some_written():
             written = await db[models.DEAL_STATE].count_documents({"trackedHeight": HEIGHT})
-            if written >= after_updates or process.returncode is not None:
-                break
-            await asyncio.sleep(0.005)
+            return written >= after_updates or process.returncode is not None
+        await wait_until(some_written, interval=0.005, what=f"{after_updates} updates of the round")
         assert process.returncode is None, "the round ended before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
     finally:
