@@ -21,7 +21,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from cli.oneshot import parse_size  # noqa: E402
+from shared.config import parse_size  # noqa: E402
 from shared.ipld import commp  # noqa: E402
 
 MiB = 1 << 20

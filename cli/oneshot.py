@@ -8,10 +8,6 @@ import sys
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-from shared.config import parse_size
 
 
 def _die(message: str, code: int = 2) -> None:
@@ -22,6 +18,7 @@ def _die(message: str, code: int = 2) -> None:
 def _piece_size(text: Optional[str]) -> Optional[int]:
     if text is None:
         return None
+    from shared.config import parse_size
     from shared.ipld.commp import check_piece_size
     try:
         return check_piece_size(parse_size(text))
@@ -33,6 +30,11 @@ def _piece_size(text: Optional[str]) -> Optional[int]:
 def _progress(label: str, total: int | None, quiet: bool) -> Iterator:
     """A bar on stderr while bytes go through, for people at a terminal; `advance(n)` is safe to
     call from the packing thread."""
+    if quiet or not sys.stderr.isatty():  # no bar: rich is not even imported
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
     console = Console(stderr=True)
     with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
                   disable=quiet or not console.is_terminal, transient=True) as bar:
