@@ -13,7 +13,7 @@ from cli.output import fail
 
 
 def _plain_strings() -> None:
-    """Take str and bool parameters as click gives them. Typer 0.29 checks every value through a
+    """Take str and bool parameters (and absent options) as click gives them. Typer 0.29 checks every value through a
     pydantic TypeAdapter, and importing pydantic to check that a command-line string is a string
     costs about 65 ms of every command's start. Values of other types (ints, lists, paths) still go
     through typer. Without the internals this relies on (another typer version), nothing changes
@@ -27,14 +27,17 @@ def _plain_strings() -> None:
 
     class Plain(base):
         def _coerce_value(self, value, param, ctx):
-            if type(value) is self.annotation:
+            if self.annotation in (str, bool) and type(value) is self.annotation:
                 return value
-            return build(param.type_descriptor)._coerce_value(value, param, ctx)
+            if param.__dict__.get("_typed") is None:
+                param._typed = build(param.type_descriptor)
+            return param._typed._coerce_value(value, param, ctx)
 
     def get_runtime_param(self):
+        # Absent options (None) and plain strings and flags never reach the adapter.
         descriptor = self.type_descriptor
-        if self._runtime_param is None and descriptor.annotation in (str, bool) \
-                and descriptor.parameter_info.parser is None and not descriptor.is_file and not descriptor.is_choice:
+        if self._runtime_param is None and descriptor.parameter_info.parser is None and not descriptor.is_file \
+                and not descriptor.is_choice:
             self._runtime_param = Plain(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
         return original(self)
 
