@@ -24,7 +24,7 @@ from shared.models import Status
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between ownership checks and progress reports
-BATCH = 1000
+BATCH = 5000  # documents per bulk write
 # A temporary CAR is named for the worker writing it (`.pack-<workerId>-<random>.car.tmp`), so one
 # whose worker is no longer live is removed as soon as a worker starts or a chunk is retried. One
 # without an owner in its name (older versions) goes once untouched this long.
@@ -118,7 +118,7 @@ class GenerationRun:
             # file, up to a deal size, which nobody else would remove before a restart.
             await remove_orphan_temp_files(self.db, self.out_dir, self.worker_timeout)
         files = await self.db[models.GENERATION_FILES].find(
-            {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
+            {"generationId": {"$eq": self.id}}, {"cid": 0}, batch_size=10_000).sort("order", 1).to_list(None)
         empty_dirs = [f["relativePath"] for f in files if f.get("directory")]
         files = [f for f in files if not f.get("directory")]
         root = self.job["path"]
