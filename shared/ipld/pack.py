@@ -23,6 +23,7 @@ from .commp_ref import GROUP_IN, padded_size
 from .dagpb import Link
 
 BUFFERS = 8
+FEED_BATCH = 1 << 20  # bytes of small blocks handed to the commP thread at once
 # Pieces are padded to 128/127 of the payload; a CAR also carries headers, so this is a floor.
 _FR32 = 128 / GROUP_IN
 
@@ -97,6 +98,8 @@ class _CommPThread:
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._pending: list = []
+        self._pending_bytes = 0
         for _ in range(BUFFERS):
             self._free.put(bytearray(chunk_size))
         self._thread = threading.Thread(target=self._run, name="commp", daemon=True)
@@ -114,7 +117,17 @@ class _CommPThread:
                     self._error = exc
 
     def feed(self, parts: list) -> None:
-        self._work.put(parts)
+        # Small blocks are handed over a batch at a time: a queue hop (and a thread wake-up) per
+        # block of a small file costs more than hashing it.
+        self._pending += parts
+        self._pending_bytes += sum(len(p) for p in parts)
+        if self._pending_bytes >= FEED_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._work.put(self._pending)
+            self._pending, self._pending_bytes = [], 0
 
     def acquire(self) -> bytearray:
         if self._error is not None:
@@ -122,9 +135,11 @@ class _CommPThread:
         return self._free.get()
 
     def release(self, buf: bytearray) -> None:
+        self._flush()  # every part that views buf is queued before buf goes back
         self._work.put(buf)
 
     def close(self) -> None:
+        self._flush()
         self._work.put(None)
         self._thread.join()
         if self._error is not None:
@@ -134,6 +149,7 @@ class _CommPThread:
 class _Packer:
     def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None):
         self.chunk_size = chunk_size
+        self.dirs: list[tuple[str, int]] = []  # open directory fds beneath an entry root, see open_source
         self.should_stop = should_stop
         self.progress = progress
         self.blocks: list[tuple[str, int, int]] | None = [] if collect_blocks else None
@@ -151,9 +167,67 @@ class _Packer:
         if offset is not None and self.blocks is not None:
             self.blocks.append((cidlib.to_str(cid), offset, len(data)))
 
-    def file(self, e: PackEntry) -> Link:
+    def open_source(self, e: PackEntry) -> int:
+        """_source_fd(e), opening the directories beneath e.root once for all the files in them."""
+        if e.root is None:
+            return _source_fd(e)
         try:
-            with open(_source_fd(e), "rb", buffering=0) as f:
+            parts = e.relative_path.split("/")
+            if not self.dirs or self.dirs[0][0] != e.root:
+                self.close_dirs()
+                self.dirs.append((e.root, os.open(e.root, os.O_RDONLY | os.O_DIRECTORY)))
+            # dirs[i] holds the fd of parts[:i] (dirs[0]: the root): keep the shared prefix.
+            keep = 1
+            while keep < len(self.dirs) and keep <= len(parts) - 1 and self.dirs[keep][0] == parts[keep - 1]:
+                keep += 1
+            while len(self.dirs) > keep:
+                os.close(self.dirs.pop()[1])
+            for part in parts[len(self.dirs) - 1:-1]:
+                self.dirs.append((part, _open_beneath(e, part, self.dirs[-1][1], last=False)))
+            return _open_beneath(e, parts[-1], self.dirs[-1][1], last=True)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, SourceChanged):
+            raise
+        except OSError as exc:
+            raise SourceUnreadable(e.path, f"cannot be read: {exc.strerror or exc}") from exc
+
+    def close_dirs(self) -> None:
+        while self.dirs:
+            os.close(self.dirs.pop()[1])
+
+    def small_file(self, e: PackEntry) -> Link:
+        """A range of one block at most: one read into a block of its own, no buffer from the pool."""
+        try:
+            fd = self.open_source(e)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise SourceChanged(e.path, exc.strerror or "vanished") from exc
+        try:
+            _check(e, os.fstat(fd))
+            want = e.end - e.start
+            try:
+                data = os.pread(fd, want, e.start)
+                while 0 < len(data) < want:  # a short read, rare on regular files
+                    more = os.pread(fd, want - len(data), e.start + len(data))
+                    if not more:
+                        break
+                    data += more
+            except OSError as exc:
+                raise SourceUnreadable(e.path, f"cannot be read: {exc.strerror or exc}") from exc
+            if len(data) < want:
+                raise SourceChanged(e.path, "shorter than at scan time")
+            _check(e, os.fstat(fd))
+        finally:
+            os.close(fd)
+        cid = cidlib.raw(data)
+        self.emit(cid, data)
+        if self.progress is not None:
+            self.progress(want)
+        return Link(cid, want, want)  # what FileBuilder makes of a file of one block
+
+    def file(self, e: PackEntry) -> Link:
+        if e.end - e.start <= self.chunk_size:
+            return self.small_file(e)
+        try:
+            with open(self.open_source(e), "rb", buffering=0) as f:
                 _check(e, os.fstat(f.fileno()))
                 if hasattr(os, "posix_fadvise"):  # a larger readahead window; a hint only
                     os.posix_fadvise(f.fileno(), e.start, e.end - e.start, os.POSIX_FADV_SEQUENTIAL)
@@ -203,19 +277,23 @@ def _open_source(e: PackEntry) -> int:
     try:
         parts = e.relative_path.split("/")
         for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_NONBLOCK if last else os.O_DIRECTORY)
-            try:
-                child = os.open(part, flags, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (or a file) where we want none
-                    raise SourceChanged(e.path, "is now a symbolic link or not a directory (not followed)") from exc
-                raise
+            child = _open_beneath(e, part, fd, last=i == len(parts) - 1)
             os.close(fd)
             fd = child
         return fd
     except BaseException:
         os.close(fd)
+        raise
+
+
+def _open_beneath(e: PackEntry, part: str, dir_fd: int, last: bool) -> int:
+    """One component of e.relative_path in the directory dir_fd, never through a symbolic link."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+    try:
+        return os.open(part, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (or a file) where we want none
+            raise SourceChanged(e.path, "is now a symbolic link or not a directory (not followed)") from exc
         raise
 
 
@@ -282,7 +360,10 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
     packer = None
     try:
         packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress)
-        root = build(packer)
+        try:
+            root = build(packer)
+        finally:
+            packer.close_dirs()
         real_header = packer.car.finish(root.cid)
         packer.commp.close()
         if piece_size is None and min_piece_size and padded_size(packer.car.size) <= min_piece_size:
