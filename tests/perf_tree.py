@@ -108,7 +108,16 @@ async def pipeline_values(db, root: str, out_dir: str) -> dict:
         docs = await db[models.GENERATION_FILES].find({"generationId": g["_id"]}).sort("order", 1).to_list(None)
         files += [f"{g['index']} {d['order']} {d['relativePath']} {d['start']} {d['end']} {d.get('cid')}" for d in docs]
     blocks = await db[models.CAR_BLOCKS].find({"preparationId": scan["_id"]}).to_list(None)
-    tree = await builder.collect(db, scan["_id"], generations, out_dir)
+    sources = await index_sources(db, scan["_id"], out_dir)
+    return {"chunks": chunks, "files": len(files), "fileCids": _digest(files),
+            "carBlocks": _digest(sorted(f"{b['dataCid']} {b['cid']} {b['offset']} {b['length']}" for b in blocks)),
+            "indexSources": _digest(sources), "sourceCount": len(sources)}
+
+
+async def index_sources(db, preparation_id: str, out_dir: str) -> list[str]:
+    """Every file source of the dataset index, as text lines in path order."""
+    generations = await db[models.GENERATION].find({"preparationId": preparation_id}).sort("index", 1).to_list(None)
+    tree = await builder.collect(db, preparation_id, generations, out_dir)
     sources = []
 
     def visit(node, prefix):
@@ -119,6 +128,8 @@ async def pipeline_values(db, root: str, out_dir: str) -> dict:
             visit(node.dirs[name], f"{prefix}{name}/")
 
     visit(tree, "")
-    return {"chunks": chunks, "files": len(files), "fileCids": _digest(files),
-            "carBlocks": _digest(sorted(f"{b['dataCid']} {b['cid']} {b['offset']} {b['length']}" for b in blocks)),
-            "indexSources": _digest(sources), "sourceCount": len(sources)}
+    return sources
+
+
+def digest(lines) -> str:
+    return _digest(lines)

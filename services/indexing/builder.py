@@ -2,9 +2,10 @@
 
 Input: the GenerationRequest (one per chunk) and GenerationFile (one per file range) documents;
 each range's blocks are located in its chunk's CAR, so the index can tell a client which byte span
-of the piece to ask a storage provider for. A range of one raw block (every small file) is located
-by the block index generation saved (CarBlock, one query per chunk); only a range of several
-blocks has its file nodes read from the CAR, which is then opened once for its chunk.
+of the piece to ask a storage provider for. Generation saves that span with the range's CID
+(`carOffset`, `carLength`); for ranges saved without it (by an older version), a range of one
+raw block is located through the block index (CarBlock, one query per chunk) and one of several
+blocks by reading its file nodes from the CAR.
 """
 from __future__ import annotations
 
@@ -91,16 +92,24 @@ class ChunkReader:
 
 
 class ChunkSpans:
-    """Spans of a chunk's file DAGs: raw blocks from the saved block index, DAGs of several blocks
-    from the CAR (opened at the first one)."""
+    """Spans of a chunk's file DAGs: as generation saved them, else raw blocks from the saved block
+    index (read at the first range that needs it) and DAGs of several blocks from the CAR (opened
+    at the first one)."""
 
-    def __init__(self, gen: dict, out_dir: str, frames: dict[bytes, tuple[int, int]]):
+    def __init__(self, db, gen: dict, out_dir: str):
+        self.db = db
+        self.generation_id = gen["_id"]
         self.car_path = gen.get("carPath") or os.path.join(out_dir, f"{gen['dataCid']}.car")
         self.data_cid = gen["dataCid"]
-        self.frames = frames  # raw block CID -> (frame start, frame end) in the CAR
+        self.frames: dict[bytes, tuple[int, int]] | None = None  # raw block CID -> (frame start, end)
         self.reader: ChunkReader | None = None
 
-    def span(self, root: bytes) -> tuple[int, int]:
+    async def span(self, doc: dict) -> tuple[int, int]:
+        if "carOffset" in doc and "carLength" in doc:
+            return int(doc["carOffset"]), int(doc["carLength"])
+        root = cidlib.from_str(doc["cid"])
+        if self.frames is None:
+            self.frames = await _raw_frames(self.db, self.generation_id)
         frame = self.frames.get(root) if pbnode.codec_of(root) == cidlib.RAW else None
         if frame is not None:
             return frame[0], frame[1] - frame[0]
@@ -133,7 +142,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
 
     root = DirEntry()
     for gen in generations:
-        reader = ChunkSpans(gen, out_dir, await _raw_frames(db, gen["_id"]))
+        reader = ChunkSpans(db, gen, out_dir)
         try:
             cursor = db[models.GENERATION_FILES].find({"generationId": {"$eq": gen["_id"]}},
                                                       batch_size=10_000).sort("order", 1)
@@ -154,8 +163,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                     raise IndexBuildError(f"{doc['relativePath']} is both a file and a directory")
                 entry = node.files.setdefault(name, FileEntry(int(doc["size"]), _seconds(doc.get("mtime"))))
                 start, end = int(doc["start"]), int(doc["end"])
-                root_cid = cidlib.from_str(doc["cid"])
-                car_offset, car_length = reader.span(root_cid)
+                car_offset, car_length = await reader.span(doc)
                 entry.sources.append({
                     "cid": doc["cid"],
                     "selector": "/" + doc["relativePath"],

@@ -187,8 +187,9 @@ class GenerationRun:
                                       for cid, offset, length in result.blocks[i:i + BATCH]], ordered=False)
         files = self.db[models.GENERATION_FILES]
         # By _id: the embedded server scans the collection for any other filter of an update.
-        updates = [UpdateOne({"_id": file_id}, {"$set": {"cid": cid}})
-                   for file_id, cid in zip(file_ids, result.entry_cids, strict=True)]
+        # With each file's CAR span, which the dataset index needs and would otherwise read back.
+        updates = [UpdateOne({"_id": file_id}, {"$set": {"cid": cid, "carOffset": span[0], "carLength": span[1]}})
+                   for file_id, cid, span in zip(file_ids, result.entry_cids, result.entry_spans, strict=True)]
         for i in range(0, len(updates), BATCH):
             await files.bulk_write(updates[i:i + BATCH], ordered=False)
         saved = await jobs.release(

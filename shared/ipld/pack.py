@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import cid as cidlib
-from . import unixfs
+from . import unixfs, varint
 from .car import CarWriter
 from .commp import CommP, check_piece_size
 from .commp_ref import GROUP_IN, padded_size
@@ -72,6 +72,8 @@ class PackResult:
     entry_cids: list[str]
     blocks: list[tuple[str, int, int]] | None = field(default=None, repr=False)
     direct_bytes: int = field(default=0, repr=False)  # CAR bytes written with O_DIRECT
+    # (CAR offset, length) of each entry's blocks, with collect_blocks (pack_chunk only)
+    entry_spans: list[tuple[int, int]] | None = field(default=None, repr=False)
 
 
 def as_entry(e: Any) -> PackEntry:
@@ -153,6 +155,10 @@ class _Packer:
         self.should_stop = should_stop
         self.progress = progress
         self.blocks: list[tuple[str, int, int]] | None = [] if collect_blocks else None
+        # With the block index, each entry's CAR span too (the frames of its DAG's blocks, from the
+        # first frame's start to the last one's end), so the dataset index needs no CAR read.
+        self.frames: dict[bytes, tuple[int, int]] | None = {} if collect_blocks else None
+        self.span: tuple | None = None  # of the entry being packed: () until its first block
         self.commp = _CommPThread(chunk_size)
         try:
             self.car = CarWriter(fd, sink=self.commp.feed, staged=True)
@@ -164,6 +170,14 @@ class _Packer:
         if self.should_stop is not None and self.should_stop():
             raise PackCancelled()
         offset = self.car.put(cid, data)
+        if self.frames is not None:
+            if offset is not None:
+                frame = self.frames[cid] = (offset - len(cid) - len(varint.encode(len(cid) + len(data))),
+                                            offset + len(data))
+            else:  # a block written before: the file's span reaches back to it
+                frame = self.frames[cid]
+            if self.span is not None:
+                self.span = frame if not self.span else (min(self.span[0], frame[0]), max(self.span[1], frame[1]))
         if offset is not None and self.blocks is not None:
             self.blocks.append((cidlib.to_str(cid), offset, len(data)))
 
@@ -252,14 +266,18 @@ class _Packer:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise SourceChanged(e.path, exc.strerror or "vanished") from exc
 
-    def directory(self, tree: dict, cids: dict) -> Link:
+    def directory(self, tree: dict, cids: dict, spans: dict | None = None) -> Link:
         links = []
         for name, child in tree.items():
             if isinstance(child, dict):
-                link = self.directory(child, cids)
+                link = self.directory(child, cids, spans)
             else:
+                self.span = () if self.frames is not None else None
                 link = self.file(child[1])
                 cids[child[0]] = link.cid
+                if spans is not None and self.span is not None:
+                    spans[child[0]] = (self.span[0], self.span[1] - self.span[0])
+                self.span = None
             links.append((name.encode("utf-8", "surrogateescape"), link))
         return unixfs.directory(links, self.emit)
 
@@ -424,10 +442,13 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     items = [as_entry(e) for e in entries]
     tree = _tree(items, empty_dirs)
     cids: dict[int, bytes] = {}
+    spans: dict[int, tuple[int, int]] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids), chunk_size, progress, min_piece_size, temp_prefix)
+                     lambda p: p.directory(tree, cids, spans), chunk_size, progress, min_piece_size, temp_prefix)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
+    if collect_blocks:
+        result.entry_spans = [spans[i] for i in range(len(items))]
     return result
 
 
