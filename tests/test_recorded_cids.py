@@ -39,3 +39,25 @@ async def test_the_index_of_chunks_saved_without_spans_is_the_same(db, tmp_path)
     preparation = (await db[models.SCANNING].find_one({}))["_id"]
     sources = await index_sources(db, preparation, str(tmp_path / "cars"))
     assert (digest(sources), len(sources)) == (RECORDED["pipeline"]["indexSources"], RECORDED["pipeline"]["sourceCount"])
+
+
+def test_commp_on_several_threads_packs_the_same_chunk(tmp_path, monkeypatch):
+    """A worker with cores to spare hashes commP on several threads: the same piece."""
+    from shared.ipld import commp_threads
+    from shared.ipld import pack as pack_module
+    from shared.ipld.pack import pack_chunk
+
+    monkeypatch.setattr(commp_threads, "SEGMENT_LOG2", 9)  # 64 KiB segments: many in a small CAR
+    made, segmented = [], pack_module.SegmentedCommP
+    monkeypatch.setattr(pack_module, "SegmentedCommP", lambda threads: made.append(threads) or segmented(threads))
+    make_random_tree(str(tmp_path / "tree"))
+    root = tmp_path / "tree"
+    entries = [{"path": str(p), "relative_path": str(p.relative_to(root)), "start": 0, "end": p.stat().st_size,
+                "size": p.stat().st_size, "mtime": None} for p in sorted(root.rglob("*")) if p.is_file()]
+    results = []
+    for threads in (1, 3):
+        out = tmp_path / f"out{threads}"
+        out.mkdir()
+        r = pack_chunk(entries, str(out), piece_size=64 << 20, commp_threads=threads)
+        results.append((r.data_cid, r.piece_cid, r.piece_size, r.car_size))
+    assert results[0] == results[1] and made == [3]

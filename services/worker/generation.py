@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import jobs, metrics, models
 from shared.config import Config
+from shared.ipld import commp_threads as commp_threads_module
 from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, SourceUnreadable, pack_chunk
 from shared.models import Status
 
@@ -93,21 +94,30 @@ class Progress:
 def handler(config: Config):
     out_dir = os.path.abspath(config.deal_preparation_worker.out_dir)
     worker_timeout = config.deal_preparation_service.worker_timeout
+    threads = commp_threads(config.deal_preparation_worker.parallelism)
 
     async def generate(db: AsyncDatabase, job: dict, worker_id: str) -> None:
-        await GenerationRun(db, job, worker_id, out_dir, worker_timeout).run()
+        await GenerationRun(db, job, worker_id, out_dir, worker_timeout, threads).run()
 
     return generate
 
 
+def commp_threads(parallelism: int) -> int:
+    """commP threads per CAR: a pack keeps two cores busy (reading and hashing the CIDs, commP),
+    so each of `parallelism` packs gets the cores left beyond those for commP."""
+    return max(1, commp_threads_module.cores() // max(1, parallelism) - 1)
+
+
 class GenerationRun:
-    def __init__(self, db: AsyncDatabase, job: dict, worker_id: str, out_dir: str, worker_timeout: float = 30.0):
+    def __init__(self, db: AsyncDatabase, job: dict, worker_id: str, out_dir: str, worker_timeout: float = 30.0,
+                 commp_threads: int = 1):
         self.db = db
         self.job = job
         self.id = job["_id"]
         self.worker_id = worker_id
         self.out_dir = out_dir
         self.worker_timeout = worker_timeout  # after which a silent worker's temporary CAR is garbage
+        self.commp_threads = commp_threads
         self.stop = threading.Event()
         self.progress = Progress()
 
@@ -132,7 +142,7 @@ class GenerationRun:
             result = await asyncio.to_thread(
                 pack_chunk, entries, self.out_dir, min_piece_size=deal_size, empty_dirs=empty_dirs,
                 should_stop=self.stop.is_set, temp_prefix=temp_prefix(self.worker_id),
-                collect_blocks=True, progress=self.progress.add)
+                collect_blocks=True, progress=self.progress.add, commp_threads=self.commp_threads)
         except PackCancelled:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)
             return

@@ -6,6 +6,7 @@ two cores are busy. Memory is bounded by a small pool of chunk buffers that go b
 reader only once commP is done with them.
 """
 import errno
+import functools
 import math
 import os
 import queue
@@ -18,7 +19,8 @@ from typing import Any, Callable, Iterable
 from . import cid as cidlib
 from . import unixfs, varint
 from .car import CarWriter
-from .commp import CommP, check_piece_size
+from .commp import CommP, check_piece_size, native_available
+from .commp_threads import SegmentedCommP
 from .commp_ref import GROUP_IN, padded_size
 from .dagpb import Link
 
@@ -95,8 +97,10 @@ def as_entry(e: Any) -> PackEntry:
 class _CommPThread:
     """commP over everything the CAR writer writes, on its own thread, in write order."""
 
-    def __init__(self, chunk_size: int):
-        self.hasher = CommP()
+    def __init__(self, chunk_size: int, threads: int = 1):
+        # With cores to spare, this thread only hands segments of the stream to `threads` hashers.
+        self.segmented = threads > 1 and native_available()
+        self.hasher = SegmentedCommP(threads) if self.segmented else CommP()
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
@@ -110,7 +114,10 @@ class _CommPThread:
     def _run(self) -> None:
         while (item := self._work.get()) is not None:
             if isinstance(item, bytearray):  # a buffer whose bytes are all queued before it
-                self._free.put(item)
+                if self.segmented:
+                    self.hasher.release(functools.partial(self._free.put, item))
+                else:
+                    self._free.put(item)
             elif self._error is None:
                 try:
                     for part in item:
@@ -144,12 +151,16 @@ class _CommPThread:
         self._flush()
         self._work.put(None)
         self._thread.join()
+        if self.segmented:
+            self.segmented = False  # closed once, even when close() is called again after an error
+            self.hasher.close()
         if self._error is not None:
             raise self._error
 
 
 class _Packer:
-    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None):
+    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None,
+                 commp_threads: int = 1):
         self.chunk_size = chunk_size
         self.dirs: list[tuple[str, int]] = []  # open directory fds beneath an entry root, see open_source
         self.should_stop = should_stop
@@ -159,7 +170,7 @@ class _Packer:
         # first frame's start to the last one's end), so the dataset index needs no CAR read.
         self.frames: dict[bytes, tuple[int, int]] | None = {} if collect_blocks else None
         self.span: tuple | None = None  # of the entry being packed: () until its first block
-        self.commp = _CommPThread(chunk_size)
+        self.commp = _CommPThread(chunk_size, commp_threads)
         try:
             self.car = CarWriter(fd, sink=self.commp.feed, staged=True)
         except BaseException:
@@ -369,7 +380,8 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
          build: Callable[[_Packer], Link], chunk_size: int, progress=None,
-         min_piece_size: int | None = None, temp_prefix: str = ".pack-") -> tuple[Link, PackResult]:
+         min_piece_size: int | None = None, temp_prefix: str = ".pack-", commp_threads: int = 1
+         ) -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
@@ -377,7 +389,7 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=temp_prefix, suffix=".car.tmp")
     packer = None
     try:
-        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress)
+        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress, commp_threads)
         try:
             root = build(packer)
         finally:
@@ -426,7 +438,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
                chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
                min_piece_size: int | None = None, empty_dirs: Iterable[str] = (),
-               temp_prefix: str = ".pack-") -> PackResult:
+               temp_prefix: str = ".pack-", commp_threads: int = 1) -> PackResult:
     """CAR of a directory holding every entry at its relative path, and the empty directories
     named in empty_dirs; see PackResult (entry_cids are those of the entries).
 
@@ -434,6 +446,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     it when the CAR fits and otherwise keeps the CAR's own piece size.
 
     progress(n) is called from the packing thread with each count of source bytes read.
+    commp_threads > 1 hashes commP on that many threads (for a host with cores to spare).
     The CAR is written as `<out_dir>/<temp_prefix>XXXXXXXX.car.tmp` until it is complete.
 
     Entries are dicts or objects with path, relative_path, start, end, size, mtime. The CAR is
@@ -445,7 +458,8 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     spans: dict[int, tuple[int, int]] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids, spans), chunk_size, progress, min_piece_size, temp_prefix)
+                     lambda p: p.directory(tree, cids, spans), chunk_size, progress, min_piece_size, temp_prefix,
+                     commp_threads)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
     if collect_blocks:
         result.entry_spans = [spans[i] for i in range(len(items))]

@@ -3,6 +3,7 @@ boundaries, with and without a requested piece size, and on the published vector
 import os
 import random
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,32 @@ def test_a_file_shorter_than_announced_is_an_error(tmp_path):
             commp_of_file(fd, 5 * SEGMENT, threads=2, segment_log2=SEGMENT_LOG2)
     finally:
         os.close(fd)
+
+
+def segmented(data: bytes, threads: int, piece_size=None, replace_prefix=None, seed=0) -> commp.Piece:
+    """A stream fed in pieces of random sizes through one reused buffer, as the packer feeds it."""
+    from shared.ipld.commp_threads import SegmentedCommP
+    rng = random.Random(seed)
+    hasher = SegmentedCommP(threads, SEGMENT_LOG2)
+    buf = bytearray(700)
+    free = threading.Semaphore(1)
+    position = 0
+    while position < len(data):
+        free.acquire()
+        n = min(rng.randint(1, len(buf)), len(data) - position)
+        buf[:n] = data[position:position + n]
+        hasher.update(memoryview(buf)[:n])
+        hasher.release(free.release)  # buf is written again only once every thread is done with it
+        position += n
+    hasher.close()
+    return hasher.digest(replace_prefix=replace_prefix, piece_size=piece_size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_stream_on_several_threads_matches_one_thread(size):
+    data = random.Random(size + 1).randbytes(size)
+    assert segmented(data, 3, seed=size) == one_thread(data)
+    prefix = b"H" * min(size, 60)
+    h = CommP()
+    h.update(data)
+    assert segmented(data, 2, piece_size=1 << 16, replace_prefix=prefix) == h.digest(prefix, 1 << 16)
