@@ -497,6 +497,7 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
     """Regular files (as whole-file entries) and empty directories under root, not following links."""
     files: list[PackEntry] = []
     empty: list[str] = []
+    top = os.path.abspath(root)
 
     def walk(abs_dir: str, rel: str) -> None:
         with os.scandir(abs_dir) as it:
@@ -509,11 +510,10 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
                 kept += 1
             elif d.is_file(follow_symlinks=False):
                 st = d.stat(follow_symlinks=False)
-                files.append(PackEntry(os.path.abspath(d.path), child_rel, 0, st.st_size, st.st_size, st.st_mtime,
-                                       os.path.abspath(root)))
+                files.append(PackEntry(d.path, child_rel, 0, st.st_size, st.st_size, st.st_mtime, top))
                 kept += 1
         if not kept and rel:
             empty.append(rel)
 
-    walk(root, "")
+    walk(top, "")  # from the absolute root, so every DirEntry path is absolute too
     return files, empty
