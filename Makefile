@@ -25,6 +25,8 @@ bench: install
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/pack.py --size 2GiB
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/smallfiles.py
+	$(BIN)/python bench/smallfiles.py --files 100000 --size 1KiB
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/ranking.py

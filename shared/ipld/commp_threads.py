@@ -193,9 +193,9 @@ class SegmentedCommP:
                 single._h = self._last[1]
             single._head = self._head
             return single.digest(replace_prefix, piece_size)
-        index, hasher = self._last
-        self._finish_segment(index, hasher)
-        self._last = None
+        if self._last is not None:
+            self._finish_segment(*self._last)
+            self._last = None
         roots = [self._roots[i] for i in range(count)]
         if replace_prefix is not None:
             if len(replace_prefix) > len(self._head):

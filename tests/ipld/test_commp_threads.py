@@ -97,7 +97,9 @@ def segmented(data: bytes, threads: int, piece_size=None, replace_prefix=None, s
         hasher.release(free.release)  # buf is written again only once every thread is done with it
         position += n
     hasher.close()
-    return hasher.digest(replace_prefix=replace_prefix, piece_size=piece_size)
+    piece = hasher.digest(replace_prefix=replace_prefix, piece_size=piece_size)
+    assert hasher.digest(replace_prefix=replace_prefix, piece_size=piece_size) == piece  # digest() repeats
+    return piece
 
 
 @pytest.mark.parametrize("size", SIZES)
