@@ -43,7 +43,7 @@ def commp_of_file(fd: int, size: int, piece_size: int | None = None, threads: in
         buf = bytearray(READ)
         try:
             for index in range(first, count, threads):
-                hasher = commp.CommP()
+                hasher = commp.bare_hasher()
                 position, end = index * segment, min(size, (index + 1) * segment)
                 while position < end and not errors:
                     n = os.preadv(fd, [memoryview(buf)[:min(READ, end - position)]], position)
@@ -55,7 +55,7 @@ def commp_of_file(fd: int, size: int, piece_size: int | None = None, threads: in
                         with lock:
                             progress(n)
                 # A short last segment is padded with zero subtrees up to the segment's level.
-                roots[index], got, _ = hasher._h.finish(level)
+                roots[index], got, _ = hasher.finish(level)
                 assert got == level
         except BaseException as exc:  # raised by the caller once every thread stopped
             errors.append(exc)
@@ -160,7 +160,7 @@ class SegmentedCommP:
                 if index != current:
                     if hasher is not None:
                         self._finish_segment(current, hasher)
-                    hasher, current = commp.CommP()._h, index
+                    hasher, current = commp.bare_hasher(), index
                 hasher.update(view)
             except BaseException as exc:  # raised by close()
                 self._error = exc
@@ -188,11 +188,8 @@ class SegmentedCommP:
     def digest(self, replace_prefix: bytes | None = None, piece_size: int | None = None) -> commp.Piece:
         count = max(1, -(-self.total // self.segment))
         if count == 1:  # the whole stream in one segment: its hasher is the one-thread hasher
-            single = commp.CommP()
-            if self._last is not None:
-                single._h = self._last[1]
-            single._head = self._head
-            return single.digest(replace_prefix, piece_size)
+            hasher = commp.bare_hasher() if self._last is None else self._last[1]
+            return commp.CommP.over(hasher, self._head).digest(replace_prefix, piece_size)
         if self._last is not None:
             self._finish_segment(*self._last)
             self._last = None
