@@ -23,7 +23,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/scan.py
-	@if [ -f bench/pack.py ]; then $(BIN)/python bench/pack.py; fi
+	$(BIN)/python bench/pack.py --size 2GiB
+	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/smallfiles.py
+	$(BIN)/python bench/smallfiles.py --files 100000 --size 1KiB
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/ranking.py

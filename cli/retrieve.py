@@ -10,19 +10,22 @@ from typing import List, Optional
 from urllib.parse import urlsplit
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from cli.client import CliError
 from cli.common import get_config
-from rich.console import Console
-
 from cli.output import print_json
-from services.indexing import model, retrieval, sources
 
-errors = Console(stderr=True)
+# The retrieval client (aiohttp, libipld) and rich are imported by the functions that use them, so
+# that every other command starts without them.
+
+
+def _errors():
+    from rich.console import Console
+    return Console(stderr=True)
 
 
 def _sources(urls: list[str]) -> list[sources.Source]:
+    from services.indexing import sources
     config = get_config()
     own = config.connection.http_hosting_service.rstrip("/")
     # Our own hosting service takes the owner's api_token everywhere, the hosting token for
@@ -66,6 +69,7 @@ def register(app: typer.Typer) -> None:
         json_: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Retrieve a file, folder or whole dataset, verifying every block against its CID."""
+        from services.indexing import retrieval
         if (output is None) == (tar is None):
             raise CliError("give exactly one of --output DIR or --tar FILE|-", exit_code=2)
         methods = {"auto": ("piece", "block"), "piece": ("piece",), "block": ("block",)}.get(method)
@@ -84,12 +88,13 @@ def register(app: typer.Typer) -> None:
         if json_:
             print_json(summary)
         elif tar != "-":
-            errors.print(f"{summary['fetched']} file(s) retrieved, {summary['skipped']} already complete -> "
+            _errors().print(f"{summary['fetched']} file(s) retrieved, {summary['skipped']} already complete -> "
                          f"{summary['output']}", highlight=False, markup=False)
 
 
 def _check_target(target: str) -> None:
     """The dataset name becomes the output folder's name: never '.' or '..'."""
+    from services.indexing import model, retrieval
     head, _ = retrieval.split_target(target)
     try:
         model.check_name(head)
@@ -99,12 +104,15 @@ def _check_target(target: str) -> None:
 
 def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,
         quiet: bool = True) -> dict:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from services.indexing import retrieval
     head, path = retrieval.split_target(target)
     retriever = retrieval.Retriever(srcs, methods)
     index_cid = head if retrieval.is_index_cid(head) else retriever.index_cid_of(head)
     plan = retriever.plan(index_cid, path, head)
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
-    with Progress(*columns, console=errors, disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
+    with Progress(*columns, console=_errors(), disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
         task = bar.add_task(plan.root_name, total=plan.total)
 
         def progress(n: int) -> None:
@@ -126,6 +134,7 @@ def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], outpu
 
 
 def _tar_file(retriever, plan, dest: Path, progress):
+    from services.indexing import retrieval
     dest.parent.mkdir(parents=True, exist_ok=True)
     retrieval.remove_stale_partials(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)

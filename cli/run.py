@@ -1,21 +1,21 @@
 """`singularity run`: start this host's modules in one process, on the embedded or a given database."""
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import signal
 from typing import List, Optional
 
+from typing import TYPE_CHECKING
+
 import typer
-from pymongo.errors import PyMongoError
 
 from cli.client import CliError
 from cli.common import get_config
-from shared import database, jobs, migrations
-from shared.config import Config
-from shared.embedded import EmbeddedDatabase, EmbeddedDatabaseError
-from shared.runtime import Runtime
+
+if TYPE_CHECKING:  # imported where used: every other command starts without pymongo and aiohttp
+    from shared.config import Config
+    from shared.embedded import EmbeddedDatabase
 
 log = logging.getLogger("singularity")
 
@@ -48,6 +48,7 @@ def select_modules(config: Config, names: list[str]) -> list[str]:
 
 
 def database_url(config: Config) -> str:
+    from shared import database
     if not config.database.enabled:
         return config.connection.database
     name = database.database_name(config.connection.database)
@@ -55,6 +56,7 @@ def database_url(config: Config) -> str:
 
 
 async def run_modules(config: Config, names: list[str], url: str, embedded: EmbeddedDatabase | None = None) -> None:
+    import asyncio
     # Supervised from the start: the database may die while the modules connect.
     supervisor = asyncio.create_task(embedded.supervise(), name="database") if embedded else None
     try:
@@ -66,6 +68,12 @@ async def run_modules(config: Config, names: list[str], url: str, embedded: Embe
 
 
 async def _run_modules(config: Config, names: list[str], url: str) -> None:
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from shared import database, jobs, migrations
+    from shared.runtime import Runtime
     try:
         runtime = await Runtime.connect(config, url)
     except PyMongoError as exc:
@@ -102,6 +110,9 @@ def register(app: typer.Typer) -> None:
     def run(modules: Optional[List[str]] = typer.Argument(None, help="Modules to start (default: those enabled "
             f"in config.toml): {', '.join(MODULES)} or all.")) -> None:
         """Start this host's modules (and the embedded database) until Ctrl-C."""
+        import asyncio
+
+        from shared.embedded import EmbeddedDatabase, EmbeddedDatabaseError
         config = get_config()
         names = select_modules(config, modules or [])
         if not names:
