@@ -1,7 +1,10 @@
-"""A stand-in for the Boost client CLI (`boost`), run as a real executable by the tests.
+"""A stand-in for the Boost client CLI (`boost`), run as a real executable by the tests and by
+`make run REPLICATE=1` (`install(directory)` writes the executable).
 
-Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl and obeys
-$FAKE_BOOST_DIR/control.json: {"reject": reason} refuses the deal, {"fail": message} fails to send,
+Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl (and each deal as {time, provider,
+piece, outcome} in calls.jsonl) and obeys $FAKE_BOOST_DIR/control.json, whose "providers" map
+overrides it per provider ({"providers": {"f01": {"reject": "no"}}}): {"reject": reason} refuses
+the deal, {"identical": true} answers that the proposal is identical, {"fail": message} fails to send,
 {"sleep": seconds} hangs first, {"garbage": true} prints non-JSON, {"head": N} sets the chain
 head when FULLNODE_API_INFO is not given, {"download": true} fetches the deal's --http-url with its
 --http-headers as the provider would (recorded in downloads.jsonl).
@@ -15,7 +18,24 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-STATE = Path(os.environ["FAKE_BOOST_DIR"])
+STATE = Path(os.environ.get("FAKE_BOOST_DIR", "."))
+
+
+def install(directory: Path) -> Path:
+    """Write `<directory>/boost`, an executable running this fake with its state in `directory`."""
+    import stat
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "boost"
+    # exec, so that a timeout's kill reaches the Python process.
+    path.write_text(f"#!/bin/sh\nFAKE_BOOST_DIR='{directory}' exec '{sys.executable}' '{Path(__file__).resolve()}' \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def record(opts: dict, outcome: str) -> None:
+    with open(STATE / "calls.jsonl", "a") as f:
+        f.write(json.dumps({"time": time.time(), "provider": opts.get("provider"), "piece": opts.get("commp"),
+                            "outcome": outcome}) + "\n")
 
 
 def control() -> dict:
@@ -101,8 +121,6 @@ def main() -> None:
     with open(STATE / "pids", "a") as f:
         f.write(f"{os.getpid()}\n")
     ctl = control()
-    if ctl.get("sleep"):
-        time.sleep(ctl["sleep"])
     repo, as_json, i = None, False, 0
     while i < len(argv) and argv[i].startswith("--"):
         if argv[i] == "--repo":
@@ -132,6 +150,10 @@ def main() -> None:
     if not (repo / "keystore" / "wallet-default").exists():
         fail("ERROR: wallet not found in the repo keystore")
     opts = flags(rest)
+    ctl = {**ctl, **(ctl.get("providers") or {}).get(opts.get("provider"), {})}
+    if ctl.get("sleep"):
+        record(opts, "timeout")
+        time.sleep(ctl["sleep"])
     required = ["provider", "commp", "piece-size", "payload-cid", "wallet"]
     if command == ["deal"]:
         required += ["http-url", "car-size"]
@@ -144,14 +166,20 @@ def main() -> None:
     if headers and command != ["deal"]:
         fail("ERROR: flag provided but not defined: -http-headers")
     if ctl.get("fail"):
+        record(opts, "fail")
         fail(f"ERROR: {ctl['fail']}")
     if ctl.get("reject"):
+        record(opts, "reject")
         fail(f"ERROR: deal proposal rejected: {ctl['reject']}")
+    if ctl.get("identical"):
+        record(opts, "identical")
+        fail("ERROR: deal proposal is identical to an existing one")
     if ctl.get("garbage"):
         print("sent deal proposal\ndeal uuid: not-json")
         return
     if ctl.get("download") and command == ["deal"]:
         download(opts["http-url"], headers)
+    record(opts, "proposed")
     duration = int(opts.get("duration", 518400))
     start = int(opts["start-epoch"]) if "start-epoch" in opts else chain_head(ctl) + 5760
     answer = {
