@@ -17,15 +17,16 @@ LIVE_STATES = (DealStatus.SENDING.value, DealStatus.PROPOSED.value, DealStatus.P
 # A provider that lost or never published the piece gets another provider's turn.
 FAILED_ON_CHAIN = (DealStatus.SLASHED.value, DealStatus.PROPOSAL_EXPIRED.value)
 # The fields of a DealState the rules read (the projection of the round's one deal query).
-FIELDS = {"pieceCid": 1, "provider": 1, "client": 1, "state": 1, "expiration": 1, "createdAt": 1,
+FIELDS = {"pieceCid": 1, "provider": 1, "client": 1, "state": 1, "endEpoch": 1, "createdAt": 1,
           "pieceSize": 1, "verified": 1}
 
 
 @dataclass
 class Rules:
     now: float
-    renew_before: float  # seconds
+    renew_before: int  # epochs
     sending_timeout: float  # seconds after which a deal still "sending" was abandoned by its sender
+    height: int | None = None  # the chain height deal tracking last applied (None: not known yet)
 
 
 def is_live(deal: dict, rules: Rules) -> bool:
@@ -35,8 +36,9 @@ def is_live(deal: dict, rules: Rules) -> bool:
     if state == DealStatus.SENDING.value:
         created = deal.get("createdAt")
         return isinstance(created, (int, float)) and rules.now - created < rules.sending_timeout
-    expiration = deal.get("expiration")
-    return not (isinstance(expiration, (int, float)) and expiration - rules.now <= rules.renew_before)
+    end = deal.get("endEpoch")
+    # In epochs against the tracked chain height: the chain's clock, not this host's.
+    return not (rules.height is not None and isinstance(end, int) and end - rules.height <= rules.renew_before)
 
 
 @dataclass

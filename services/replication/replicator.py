@@ -16,10 +16,12 @@ from collections import Counter
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.dealmaking.validation import EPOCHS_PER_DAY
 from services.replication import clients, planner
 from services.replication.clients import RoundError
 from services.replication.counting import Rules
 from services.replication.proposer import Proposer
+from services.tracking.tracker import TRACKER_ID
 from shared import database, jobs, models
 from shared.config import Config
 from shared.lotus import LotusClient, LotusError
@@ -30,15 +32,16 @@ log = logging.getLogger(__name__)
 CLAIM_SORT = [("nextRoundAt", 1)]
 
 
-def rules(config: Config) -> Rules:
-    return Rules(models.now(), config.replication_service.renew_before * planner.DAY,
-                 2 * config.deal_making_service.timeout + 30)
+async def rules(db: AsyncDatabase, config: Config) -> Rules:
+    tracked = await db[models.DEAL_TRACKER].find_one({"_id": TRACKER_ID}, {"height": 1})
+    return Rules(models.now(), int(config.replication_service.renew_before * EPOCHS_PER_DAY),
+                 2 * config.deal_making_service.timeout + 30, tracked.get("height") if tracked else None)
 
 
 async def run_round(db: AsyncDatabase, session: aiohttp.ClientSession, config: Config, worker_id: str,
                     request: dict) -> dict:
     """One round of `request` (claimed by `worker_id`); the fields to store on it."""
-    round_rules = rules(config)
+    round_rules = await rules(db, config)
     data = await planner.load(db, request, round_rules)
     if data.preparation is None:
         return {"status": Status.ERROR.value, "error": "the dataset no longer exists"}
