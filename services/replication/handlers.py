@@ -104,15 +104,16 @@ async def _deals_of(db: AsyncDatabase, pieces: list[str], query: dict | None = N
 async def details(db: AsyncDatabase, request_id: str, offset: int, limit: int) -> dict:
     """GET /replication/{id}: the request and a page of its chunks, each with its deals."""
     request = await find(db, request_id)
-    chunks = await db[models.GENERATION].find(
-        {"preparationId": {"$eq": request["preparationId"]}},
-        {"index": 1, "dataCid": 1, "pieceCid": 1, "pieceSize": 1, "status": 1}).sort(
-        "index", 1).skip(offset).limit(limit).to_list(None)
+    owned = {"preparationId": {"$eq": request["preparationId"]}}
+    chunks, total = await asyncio.gather(
+        db[models.GENERATION].find(owned, {"index": 1, "dataCid": 1, "pieceCid": 1, "pieceSize": 1, "status": 1}).sort(
+            "index", 1).skip(offset).limit(limit).to_list(None),
+        database.count(db[models.GENERATION], owned))
     deals = await _deals_of(db, list({c["pieceCid"] for c in chunks if c.get("pieceCid")}))
     page = [{"generationRequestId": c["_id"], "index": c["index"], "status": c.get("status"),
              "dataCid": c.get("dataCid"), "pieceCid": c.get("pieceCid"), "pieceSize": c.get("pieceSize"),
              "deals": [deal_view(d) for d in deals.get(c.get("pieceCid"), [])]} for c in chunks]
-    return {**view(request), "replicationDetails": page, "total": request.get("replicationTotal") or 0,
+    return {**view(request), "replicationDetails": page, "total": total,
             "offset": offset, "limit": limit}
 
 
