@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard shared/ipld/*.c)
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python scripts/run_sample.py "$(DATASET)"
+	REPLICATE="$(REPLICATE)" $(BIN)/python scripts/run_sample.py "$(DATASET)"
 
 test: install
 	$(BIN)/python -m pytest -q

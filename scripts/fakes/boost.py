@@ -4,7 +4,7 @@
 Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl (and each deal as {time, provider,
 piece, outcome} in calls.jsonl) and obeys $FAKE_BOOST_DIR/control.json, whose "providers" map
 overrides it per provider ({"providers": {"f01": {"reject": "no"}}}): {"reject": reason} refuses
-the deal, {"identical": true} answers that the proposal is identical, {"fail": message} fails to send,
+the deal, {"publish": true} puts accepted deals on the fake Lotus chain, {"identical": true} answers that the proposal is identical, {"fail": message} fails to send,
 {"sleep": seconds} hangs first, {"garbage": true} prints non-JSON, {"head": N} sets the chain
 head when FULLNODE_API_INFO is not given, {"download": true} fetches the deal's --http-url with its
 --http-headers as the provider would (recorded in downloads.jsonl).
@@ -114,6 +114,17 @@ def download(url: str, headers: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def publish(answer: dict, opts: dict) -> None:
+    """Put the accepted deal on the fake Lotus chain (its Fake.PublishDeal method)."""
+    info = os.environ.get("FULLNODE_API_INFO", "")
+    address = info.split(":", 1)[1] if info and not info.startswith("http") else info
+    params = [opts["wallet"], opts["provider"], opts["commp"], answer["startEpoch"], answer["endEpoch"],
+              int(opts["piece-size"]), opts.get("verified", "true") == "true"]
+    body = json.dumps({"jsonrpc": "2.0", "method": "Fake.PublishDeal", "params": params, "id": 1}).encode()
+    request = urllib.request.Request(address + "/rpc/v1", data=body, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
 def main() -> None:
     argv = sys.argv[1:]
     with open(STATE / "argv.jsonl", "a") as f:
@@ -187,6 +198,8 @@ def main() -> None:
         "payloadCid": opts["payload-cid"], "commp": opts["commp"], "startEpoch": start,
         "endEpoch": start + duration, "providerCollateral": "0", "url": opts.get("http-url", ""),
     }
+    if ctl.get("publish"):
+        publish(answer, opts)
     if as_json:
         print(json.dumps(answer, indent=2))
     else:

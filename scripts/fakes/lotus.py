@@ -73,12 +73,12 @@ class FakeLotus:
         self.runner: web.AppRunner | None = None
         self.url = ""
 
-    async def start(self) -> "FakeLotus":
+    async def start(self, port: int = 0) -> "FakeLotus":
         app = web.Application()
         app.router.add_post("/rpc/v1", self.rpc)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -112,6 +112,13 @@ class FakeLotus:
             if found is None:
                 return self._error(rpc_id, f"resolution lookup failed ({params[0]}): actor not found")
             return self._result(rpc_id, found)
+        if method == "Fake.PublishDeal":
+            # Not Lotus: the fake boost's {"publish": true} puts an accepted deal on this chain,
+            # sealed at once, as a provider would in time (used by `make run REPLICATE=1`).
+            client, provider, piece, start, end, size, verified = params
+            deal_id = chain.publish(chain.ids.get(client, client), provider, piece, start, end, size, verified)
+            chain.activate(deal_id)
+            return self._result(rpc_id, deal_id)
         if method == "Filecoin.StateVerifiedClientStatus":
             cap = chain.datacap.get(params[0])
             return self._result(rpc_id, None if cap is None else str(cap))
@@ -168,3 +175,20 @@ class FakeLotus:
         await response.write(b"}}")
         await response.write_eof()
         return response
+
+
+def main() -> None:
+    """python -m scripts.fakes.lotus PORT [WALLET=ID ...]: serve a fake chain until killed."""
+    import sys
+
+    async def serve() -> None:
+        ids = dict(arg.split("=", 1) for arg in sys.argv[2:])
+        server = await FakeLotus(FakeChain(ids=ids)).start(int(sys.argv[1]))
+        print(server.url, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,7 @@ def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
     """Where a completed chunk's CAR is: `<car_dir>/<dataCid>.car`, or for a CAR file imported by a
     replication request the path it was registered with, served only while that path is still a
     regular file inside deal_preparation_service.dataset_roots and no symlink leads elsewhere."""
-    imported = chunk.get("carPath")
+    imported = chunk.get("importedCar")
     if not imported:
         return paths.car_path(car_dir, chunk.get("dataCid") or "")
     if not isinstance(imported, str) or os.path.realpath(imported) != imported or not inside_roots(imported, roots):
@@ -53,7 +53,7 @@ async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()) -> Path | 
         return None
     found = await chunks(db, "dataCid", cid)
     for chunk in found:
-        if chunk.get("carPath"):
+        if chunk.get("importedCar"):
             return chunk_car(car_dir, list(roots), chunk)
     if not found:
         # An index CAR's root block is the index CID itself.

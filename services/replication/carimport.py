@@ -3,7 +3,7 @@
 The file must lie inside deal_preparation_service.dataset_roots (the check POST /preparation
 makes). Its data CID comes from the CAR header and its piece CID and size from the native commP
 over the file, unless given, in which case they must match the file. The chunk records the CAR's
-path (`carPath`), from which the hosting service serves it (re-checked against the roots there).
+path (`importedCar`), from which the hosting service serves it (re-checked against the roots there).
 """
 from __future__ import annotations
 
@@ -115,5 +115,5 @@ def records(car: ImportedCar) -> tuple[dict, dict]:
                  "indexError": "an imported CAR file has no dataset index", "indexRetryAt": None})
     chunk = models.generation_request(scan, 0, 0, car.size)
     chunk.update({"status": models.Status.COMPLETED.value, "dataCid": car.data_cid, "pieceCid": car.piece_cid,
-                  "pieceSize": car.piece_size, "carSize": car.size, "carPath": car.path})
+                  "pieceSize": car.piece_size, "carSize": car.size, "importedCar": car.path})
     return scan, chunk
