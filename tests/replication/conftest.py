@@ -20,9 +20,8 @@ from shared import models
 from shared.api import create_app
 from shared.ipld import cid as cidlib
 from shared.lotus import LotusClient
-from tests.deals.conftest import WALLET, WALLET_ID  # noqa: F401  (fixtures fake_boost, key_file, lotus)
-
-pytest_plugins = ["tests.deals.conftest"]
+# The deal tests' fixtures, shared by import: the fake boost, the wallet key, the fake Lotus.
+from tests.deals.conftest import WALLET, WALLET_ID, deal_config, fake_boost, key_file, lotus  # noqa: F401
 
 GOOD = ["f01003", "f01004", "f01005", "f01006"]
 REJECTS, TIMES_OUT = "f01001", "f01002"
