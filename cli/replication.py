@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from cli.client import ApiClient, CliError
-from cli.common import client_for, get_config, parse_size_option
+from cli.common import client_for, parse_size_option
 from cli.output import console, print_fields, print_json, print_page_note, print_table
 
 app = typer.Typer(no_args_is_help=True)

@@ -19,7 +19,6 @@ from pymongo.errors import DuplicateKeyError
 
 from services.replication import backoff as backoff_module
 from services.replication import clients
-from services.replication.clients import RoundError
 from services.replication.counting import FIELDS, Rules, piece_state
 from services.replication.planner import Assignment, RoundData
 from shared import jobs, models
@@ -163,4 +162,4 @@ class Proposer:
         return self._live[1]
 
 
-__all__ = ["Proposer", "RoundError", "proposal_body", "deal_url"]
+__all__ = ["Proposer", "proposal_body", "deal_url"]
