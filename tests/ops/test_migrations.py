@@ -41,7 +41,7 @@ async def test_version_0_dump_migrates_with_nothing_lost_and_reads_back(db, conf
         assert [dump.canonical(d) for d in now] == [dump.canonical(d) for d in docs], name
     runtime = Runtime(config, db.client, db)
     prep_api = await serve_app(preparation_app(runtime))
-    listed = await (await prep_api.get("/preparations")).json()
+    listed = (await (await prep_api.get("/preparations")).json())["preparations"]
     assert sorted(p["name"] for p in listed) == ["paused", "sample"]
     sample = next(p for p in listed if p["name"] == "sample")
     assert sample["indexCid"] and sample["scanningStatus"] == "completed"
