@@ -28,6 +28,7 @@ class FakeChain:
     mode: str | None = None
     bulk: int = 0  # extra deals of an unrelated client at the start of StateMarketDeals
     chunk_delay: float = 0.0  # seconds between StateMarketDeals chunks
+    deals_sent: int = 0  # StateMarketDeals entries written so far (all answers), to see how far ahead it runs
     next_deal_id: int = 5000
     calls: list[str] = field(default_factory=list)
     delay: float = 30.0
@@ -154,6 +155,7 @@ class FakeLotus:
             nonlocal first
             if batch:
                 await response.write((b"" if first else b",") + b",".join(batch))
+                chain.deals_sent += len(batch)
                 first = False
                 batch.clear()
                 if chain.chunk_delay:
