@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard shared/ipld/*.c)
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python scripts/run_sample.py "$(DATASET)"
+	REPLICATE="$(REPLICATE)" $(BIN)/python scripts/run_sample.py "$(DATASET)"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/replication.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .singularity

@@ -28,7 +28,12 @@ class ApiClient:
     def post(self, route: str, body: dict) -> Any:
         return self.request("POST", route, body=body)
 
-    def request(self, method: str, route: str, body: dict | None = None, query: dict | None = None) -> Any:
+    def text(self, route: str, /, **query: Any) -> str:
+        """A GET whose answer is text (a CSV), not JSON."""
+        return self.request("GET", route, query=query, raw=True)
+
+    def request(self, method: str, route: str, body: dict | None = None, query: dict | None = None,
+                raw: bool = False) -> Any:
         import urllib.error
         import urllib.parse
         import urllib.request
@@ -45,7 +50,8 @@ class ApiClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
+                data = response.read()
+                return data.decode("utf-8", "replace") if raw else json.loads(data or b"null")
         except urllib.error.HTTPError as exc:
             raise CliError(_describe_error(exc)) from None
         except (urllib.error.URLError, OSError) as exc:

@@ -27,24 +27,27 @@ MODULES = {
     "tracking": ("deal_tracking_service", "services.tracking.service"),
     "hosting": ("http_hosting_service", "services.hosting.service"),
     "ranking": ("ranking_service", "services.ranking.service"),
+    "replication": ("replication_service", "services.replication.service"),
 }
-# Sections of the design that have no module in this version yet.
-NOT_BUILT = {"replication": "replication_service"}
 
 
 def select_modules(config: Config, names: list[str]) -> list[str]:
     modules = MODULES
     if not names:
-        for name, section in NOT_BUILT.items():
-            if getattr(config, section).enabled:
-                raise CliError(f"[{section}] enabled = true, but the {name} module is not part of this version", 2)
-        return [name for name, (section, _) in modules.items() if getattr(config, section).enabled]
-    if names == ["all"]:
-        return list(modules)
-    unknown = [n for n in names if n not in modules]
-    if unknown:
-        raise CliError(f"unknown module {unknown[0]!r}; choose from: {', '.join(modules)} or all", 2)
-    return list(dict.fromkeys(names))
+        chosen = [name for name, (section, _) in modules.items() if getattr(config, section).enabled]
+    elif names == ["all"]:
+        chosen = list(modules)
+    else:
+        unknown = [n for n in names if n not in modules]
+        if unknown:
+            raise CliError(f"unknown module {unknown[0]!r}; choose from: {', '.join(modules)} or all", 2)
+        chosen = list(dict.fromkeys(names))
+    if "replication" in chosen and "tracking" not in chosen and not config.deal_tracking_service.enabled:
+        # Replicas are counted from tracked deal states: without tracking, a slashed or never
+        # published deal would count for ever and nothing would be repaired.
+        raise CliError("replication needs deal tracking: set [deal_tracking_service] enabled = true "
+                       "(deal_tracking_service.enabled; tracking may run on another host of the suite)", 2)
+    return chosen
 
 
 def database_url(config: Config) -> str:

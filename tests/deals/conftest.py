@@ -16,7 +16,7 @@ from shared.api import create_app
 
 from .fakes.lotus import FakeChain, FakeLotus
 
-FAKES = Path(__file__).parent / "fakes"
+FAKES = Path(__file__).resolve().parents[2] / "scripts" / "fakes"
 PIECE_CID = "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"
 DATA_CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 WALLET = encode_address(1, bytes(range(20)))
@@ -32,6 +32,11 @@ class FakeBoost:
         self.path.write_text(f"#!/bin/sh\nFAKE_BOOST_DIR='{directory}' exec '{sys.executable}' "
                              f"'{FAKES / 'boost.py'}' \"$@\"\n")
         self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR)
+
+    def deals(self) -> list[dict]:
+        """Every deal the fake was asked for: {time, provider, piece, outcome}."""
+        log = self.dir / "calls.jsonl"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def calls(self) -> list[list[str]]:
         log = self.dir / "argv.jsonl"
