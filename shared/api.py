@@ -1,5 +1,6 @@
 """What every HTTP service shares: typed errors mapped to status codes in one place, the
-`{"error", "detail"}` body, the api_token check, request-body validation and serving."""
+`{"error", "detail"}` body, the api_token check, reading the JSON body and serving. What each
+route accepts and answers is declared beside it (shared/operations.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.config import Config, parse_size
+from shared.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,10 @@ async def errors_middleware(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason, None)
+        response = error_response(exc.status, exc.reason, None)
+        if "Allow" in exc.headers:  # a 405 says which methods the path has
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -83,6 +87,8 @@ def auth_middleware(token: str):
 
     @web.middleware
     async def check(request: web.Request, handler):
+        if _is_public(request):
+            return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return error_response(401, "missing or wrong api token", "send 'Authorization: Bearer <api_token>'")
@@ -91,7 +97,15 @@ def auth_middleware(token: str):
     return check
 
 
-def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef) -> web.Application:
+def _is_public(request: web.Request) -> bool:
+    declared = getattr(request.match_info.handler, "operation", None)
+    return declared is not None and declared.public
+
+
+def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef,
+               title: str = "Singularity") -> web.Application:
+    from shared import openapi  # it imports the declarations, which import this module
+
     middlewares = [errors_middleware]
     if config.connection.api_token:
         middlewares.append(auth_middleware(config.connection.api_token))
@@ -100,6 +114,14 @@ def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableD
     if db is not None:
         app[DB] = db
     app.add_routes(routes)
+    app.add_routes(openapi.routes)
+    app[openapi.TITLE] = title
+    app[openapi.DOCUMENT] = {}
+
+    async def build_document(app: web.Application) -> None:  # once every route is added
+        app[openapi.DOCUMENT].update(openapi.document(app, title, bool(config.connection.api_token)))
+
+    app.on_startup.append(build_document)
     return app
 
 
@@ -115,7 +137,8 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-async def read_body(request: web.Request) -> "Body":
+async def read_body(request: web.Request) -> dict:
+    """The request's JSON object; its fields are checked by the route's declared body."""
     raw = await request.read()
     try:
         data = json.loads(raw or b"null")
@@ -125,90 +148,4 @@ async def read_body(request: web.Request) -> "Body":
         raise InvalidParameter("request body is not valid JSON", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise InvalidParameter("request body must be a JSON object")
-    return Body(data)
-
-
-class Body:
-    """A JSON object read field by field; each getter names the field in its error."""
-
-    def __init__(self, data: dict):
-        self.data = data
-
-    def only(self, *allowed: str) -> "Body":
-        unknown = sorted(set(self.data) - set(allowed))
-        if unknown:
-            raise InvalidParameter(f"unknown field: {unknown[0]}", {"allowed": list(allowed)})
-        return self
-
-    def _get(self, key: str, required: bool):
-        value = self.data.get(key)
-        if value is None and required:
-            raise InvalidParameter(f"missing field: {key}")
-        return value
-
-    def str(self, key: str, required: bool = True) -> str | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidParameter(f"{key} must be a non-empty string")
-        # JSON can carry lone surrogates ("\udcff") and NULs; neither can be stored (BSON strings
-        # are UTF-8) or used as a path, so they are bad input here rather than a 500 later.
-        if "\x00" in value or not _is_utf8(value):
-            raise InvalidParameter(f"{key} must be valid UTF-8 text without NUL characters")
-        return value
-
-    def int(self, key: str, required: bool = True, minimum: int | None = None) -> int | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidParameter(f"{key} must be an integer")
-        if minimum is not None and value < minimum:
-            raise InvalidParameter(f"{key} must be at least {minimum}")
-        return value
-
-    def bool(self, key: str, required: bool = True) -> bool | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise InvalidParameter(f"{key} must be true or false")
-        return value
-
-    def size(self, key: str, required: bool = True) -> int | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            raise InvalidParameter(f"{key}: {exc}") from None
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def pagination(request: web.Request, default_limit: int = 100, max_limit: int = 10_000) -> tuple[int, int]:
-    def number(name: str, default: int) -> int:
-        raw = request.query.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidParameter(f"{name} must be an integer", raw) from None
-        if value < 0:
-            raise InvalidParameter(f"{name} must not be negative", raw)
-        return value
-
-    offset = number("offset", 0)
-    limit = number("limit", default_limit)
-    if limit == 0 or limit > max_limit:
-        raise InvalidParameter(f"limit must be between 1 and {max_limit}", limit)
-    return offset, limit
+    return data

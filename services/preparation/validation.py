@@ -1,10 +1,11 @@
-"""Checks on a new preparation request, before anything is written."""
+"""Checks on a new preparation request, before anything is written: what the declared shape
+(schemas.NEW_PREPARATION) cannot say."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-from shared.api import Body, InvalidParameter
+from shared.api import InvalidParameter
 
 MIN_DEAL_SIZE = 256
 MAX_DEAL_SIZE = 64 * 2**30
@@ -19,18 +20,15 @@ class NewPreparation:
     max_size: int
 
 
-def new_preparation(body: Body, default_deal_size: int) -> NewPreparation:
-    body.only("name", "path", "dealSize", "minSize", "maxSize")
-    name = body.str("name").strip()
-    if len(name) > 200:
-        raise InvalidParameter("name must be at most 200 characters")
-    path = dataset_path(body.str("path"))
-    deal_size = body.size("dealSize", required=False)
+def new_preparation(body: dict, default_deal_size: int) -> NewPreparation:
+    """`body` has the shape of schemas.NEW_PREPARATION, sizes already in bytes."""
+    name = body["name"].strip()
+    path = dataset_path(body["path"])
+    deal_size = body["dealSize"]
     deal_size = default_deal_size if deal_size is None else deal_size  # 0 is bad input, not "default"
     if deal_size & (deal_size - 1) or not MIN_DEAL_SIZE <= deal_size <= MAX_DEAL_SIZE:
         raise InvalidParameter("dealSize must be a power of two between 256 B and 64 GiB", deal_size)
-    min_size = body.size("minSize", required=False)
-    max_size = body.size("maxSize", required=False)
+    min_size, max_size = body["minSize"], body["maxSize"]
     min_size = int(deal_size * 0.6) if min_size is None else min_size
     max_size = int(deal_size * 0.9) if max_size is None else max_size
     limit = deal_size * 127 // 128

@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document of a service, built from its route declarations, and the pages that
+show it: `GET /openapi.json` and `GET /docs` (Swagger UI from the swagger-ui-bundle package, so the
+page works offline and loads nothing from a CDN).
+
+Both are public even when api_token is set: they describe the API and hold no data, and a browser
+opening /docs cannot send a bearer token (the page's "Authorize" button takes it for the calls).
+"""
+from __future__ import annotations
+
+import re
+from importlib import metadata
+
+from aiohttp import web
+
+from shared.operations import ERROR, Content, Empty, Operation, declaration, operation
+from shared.schema import Any_, Obj, Schema, Str
+
+DOCUMENT = web.AppKey("openapi", dict)
+TITLE = web.AppKey("openapi_title", str)
+
+_PARAM_RE = re.compile(r"\{(\w+)\}")
+# The statuses every operation may answer, beside those it declares.
+_INVALID = "invalid parameter or body (the error names the field)"
+_NOT_FOUND = "no such resource (or a path parameter of the wrong form)"
+
+
+def document(app: web.Application, title: str, token_required: bool) -> dict:
+    components: dict = {}
+    ERROR.document(components)
+    paths: dict = {}
+    routes = [(route, declaration(route.handler)) for route in app.router.routes() if route.resource is not None]
+    shortest: dict = {}
+    for route, declared in routes:
+        if declared is not None:
+            key = (route.handler, route.method)
+            count = len(_PARAM_RE.findall(route.resource.canonical))
+            shortest[key] = min(shortest.get(key, count), count)
+    for route, declared in routes:
+        method = route.method.lower()
+        if declared is None or (method == "head" and not declared.head):
+            continue
+        template = route.resource.canonical
+        names = _PARAM_RE.findall(template)
+        missing = set(names) - set(declared.path)
+        if missing:
+            raise ValueError(f"{route.method} {template}: path parameters not declared: {sorted(missing)}")
+        base = route.handler.__name__
+        if len(names) > shortest[(route.handler, route.method)]:
+            base += "_with_" + "_".join(names[shortest[(route.handler, route.method)]:])
+        paths.setdefault(template, {})[method] = _operation(
+            declared, names, base + ("_head" if method == "head" else ""), method == "head", token_required, components)
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": _version(),
+                 "description": "Errors answer `{\"error\", \"detail\"}` with a 4xx status; see the README for the rules."},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"api_token": {
+                "type": "http", "scheme": "bearer",
+                "description": "`Authorization: Bearer <api_token>` with the [connection] api_token, when one is set"}},
+        },
+    }
+    if token_required:
+        doc["security"] = [{"api_token": []}]
+    return doc
+
+
+def _operation(declared: Operation, names: list[str], operation_id: str, head: bool, token_required: bool,
+               components: dict) -> dict:
+    out: dict = {"operationId": operation_id, "summary": declared.summary}
+    if declared.description:
+        out["description"] = declared.description
+    if declared.tags:
+        out["tags"] = list(declared.tags)
+    parameters = [_parameter(name, "path", declared.path[name], True, components) for name in names]
+    parameters += [_parameter(name, "query", schema, False, components) for name, schema in declared.query.items()]
+    parameters += [_parameter(name, "header", schema, False, components) for name, schema in declared.headers.items()]
+    if parameters:
+        out["parameters"] = parameters
+    if declared.body is not None:
+        out["requestBody"] = {"required": True,
+                              "content": {"application/json": {"schema": declared.body.document(components)}}}
+    responses = {str(status): _response(answer, components) for status, answer in declared.responses.items()}
+    errors = dict(declared.errors)
+    if parameters or declared.body is not None:
+        errors.setdefault(400, _INVALID)
+    if names:
+        errors.setdefault(404, _NOT_FOUND)
+    if declared.body is not None:
+        errors.setdefault(413, "request body over 1 MiB")
+    if token_required and not declared.public:
+        errors.setdefault(401, "missing or wrong api token")
+    for status, description in errors.items():
+        responses.setdefault(str(status), {"description": description, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    if head:  # the same statuses and headers, never a body
+        responses = {status: {"description": answer["description"]} for status, answer in responses.items()}
+    out["responses"] = dict(sorted(responses.items()))
+    if declared.public:
+        out["security"] = []
+    return out
+
+
+def _parameter(name: str, where: str, schema: Schema, required: bool, components: dict) -> dict:
+    out = {"name": name, "in": where, "required": required, "schema": schema.document(components)}
+    if schema.description:
+        out["description"] = schema.description
+    return out
+
+
+def _response(answer, components: dict) -> dict:
+    if isinstance(answer, Empty):
+        return {"description": answer.description}
+    if isinstance(answer, Content):
+        types = (answer.media_type,) if isinstance(answer.media_type, str) else answer.media_type
+        return {"description": answer.description, "content": {t: {"schema": dict(answer.schema)} for t in types}}
+    return {"description": answer.description or "the answer",
+            "content": {"application/json": {"schema": answer.document(components)}}}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("singularity-suite")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/openapi.json")
+@operation("This service's OpenAPI 3.1 document", public=True, tags=("documentation",),
+           responses={200: Obj({"openapi": Str(), "info": Any_(), "paths": Any_(), "components": Any_()},
+                               required=("openapi", "info", "paths"), description="the OpenAPI document")})
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DOCUMENT])
+
+
+_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
+# Separate from the page so that a Content-Security-Policy of script-src 'self' still allows it.
+_INIT = b'window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#ui", deepLinking: true});\n'
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="docs/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="docs/swagger-ui-bundle.js"></script><script src="docs/init.js"></script></body>
+</html>
+"""
+
+
+@routes.get("/docs")
+@operation("The API documentation page (Swagger UI, served from this service)", public=True, tags=("documentation",),
+           responses={200: Content("text/html", "the page", {"type": "string"})})
+async def docs_page(request: web.Request) -> web.Response:
+    from html import escape
+
+    return web.Response(text=_PAGE.format(title=escape(request.app[TITLE])), content_type="text/html",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/docs/{asset}")
+@operation("A file of the documentation page", public=True, tags=("documentation",),
+           path={"asset": Str("the file", enum=("init.js", *_ASSETS))},
+           responses={200: Content(("text/css", "text/javascript"), "the file", {"type": "string"})})
+async def docs_asset(request: web.Request, asset: str) -> web.StreamResponse:
+    headers = {"Cache-Control": "public, max-age=86400"}
+    if asset == "init.js":
+        return web.Response(body=_INIT, content_type="text/javascript", headers=headers)
+    from swagger_ui_bundle import swagger_ui_path  # the package's files: no CDN, works offline
+
+    return web.FileResponse(swagger_ui_path / asset, headers={**headers, "Content-Type": _ASSETS[asset]})
