@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from shared.api import read_body
+from shared.api import InvalidParameter, read_body
 from shared.schema import Any_, Int, Obj, Schema, Str
 
 ERROR = Obj({"error": Str("what went wrong"), "detail": Any_("the value at fault or more context", nullable=True)},
@@ -61,6 +61,9 @@ class Operation:
             raw = request.match_info.get(name)
             if raw is not None:  # a handler serving two paths gets only the parameters of the one matched
                 args[name] = schema.parse_text(name, raw)
+        unknown = sorted(set(request.query) - set(self.query))
+        if unknown:  # a misspelt ?ofset= would otherwise be ignored without a word
+            raise InvalidParameter(f"unknown query parameter: {unknown[0]}", {"allowed": list(self.query)})
         for name, schema in self.query.items():
             raw = request.query.get(name)
             args[name] = schema.default if raw is None else schema.parse_text(name, raw)
@@ -100,10 +103,14 @@ def declaration(handler: Any) -> Operation | None:
     return getattr(handler, "operation", None)
 
 
+# Far beyond any list here, and far below the 64-bit integers the database takes.
+MAX_OFFSET = 10**9
+
+
 def page(default_limit: int = 100, max_limit: int = 10_000) -> dict[str, Schema]:
     """The `offset` and `limit` query parameters of a paged list."""
     return {
-        "offset": Int("items to skip", minimum=0, default=0),
+        "offset": Int("items to skip", minimum=0, maximum=MAX_OFFSET, default=0),
         "limit": Int("items to return at most", minimum=1, maximum=max_limit, default=default_limit),
     }
 
