@@ -13,7 +13,7 @@ from importlib import metadata
 from aiohttp import web
 
 from shared.operations import ERROR, Content, Empty, Operation, declaration, operation
-from shared.schema import Any_, Obj, Schema, Str
+from shared.schema import Json, Obj, Schema, Str
 
 DOCUMENT = web.AppKey("openapi", dict)
 TITLE = web.AppKey("openapi_title", str)
@@ -52,7 +52,8 @@ def document(app: web.Application, title: str, token_required: bool) -> dict:
     doc = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": _version(),
-                 "description": "Errors answer `{\"error\", \"detail\"}` with a 4xx status; see the README for the rules."},
+                 "description": "Errors answer `{\"error\", \"detail\"}` with a 4xx status "
+                                "(components/schemas/Error); the README has the rules."},
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": components,
@@ -104,8 +105,8 @@ def _operation(declared: Operation, names: list[str], operation_id: str, head: b
 
 def _parameter(name: str, where: str, schema: Schema, required: bool, components: dict) -> dict:
     out = {"name": name, "in": where, "required": required, "schema": schema.document(components)}
-    if schema.description:
-        out["description"] = schema.description
+    if schema.description:  # said once, on the parameter
+        out["description"] = out["schema"].pop("description", schema.description)
     return out
 
 
@@ -131,7 +132,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/openapi.json")
 @operation("This service's OpenAPI 3.1 document", public=True, tags=("documentation",),
-           responses={200: Obj({"openapi": Str(), "info": Any_(), "paths": Any_(), "components": Any_()},
+           responses={200: Obj({"openapi": Str(), "info": Json(), "paths": Json(), "components": Json()},
                                required=("openapi", "info", "paths"), description="the OpenAPI document")})
 async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(request.app[DOCUMENT])

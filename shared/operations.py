@@ -18,16 +18,16 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from shared.api import InvalidParameter, read_body
-from shared.schema import Any_, Int, Obj, Schema, Str
+from shared.schema import Int, Json, Obj, Schema, Text
 
-ERROR = Obj({"error": Str("what went wrong"), "detail": Any_("the value at fault or more context", nullable=True)},
+ERROR = Obj({"error": Text("what went wrong"), "detail": Json("the value at fault or more context", nullable=True)},
             required=("error", "detail"), name="Error", description="Every error answer has this body.")
 
 
 @dataclass(frozen=True)
 class Content:
     """A response body that is not JSON (a CAR, a tar, a page): its media type and, if any, schema."""
-    media_type: str
+    media_type: str | tuple[str, ...]  # several when the parameters choose one
     description: str
     schema: dict = field(default_factory=lambda: {"type": "string", "format": "binary"})
 

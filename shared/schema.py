@@ -73,7 +73,7 @@ class Schema:
         return schema
 
 
-class Any_(Schema):
+class Json(Schema):
     """Any JSON value (an error's detail, a record kept as stored)."""
 
 

@@ -2,13 +2,15 @@
 The values' own rules (address checksums, CID codecs, power-of-two sizes) are in validation.py."""
 from services.dealmaking import validation as v
 from shared.models import DealStatus
-from shared.schema import Any_, Arr, Bool, Custom, Int, Num, Obj, Size, Str, Text, record
+from shared.schema import Arr, Bool, Custom, Int, Json, Num, Obj, Size, Str, Text, record
 
 PROPOSAL = Obj({
-    "wallet": Str("the client's f1 or f3 wallet address; it signs the proposal", example="f1abjxfbp274xpdqcpuaykwkfb43omjotacm2p3za"),
+    "wallet": Str("the client's f1 or f3 wallet address; it signs the proposal",
+                  example="f1abjxfbp274xpdqcpuaykwkfb43omjotacm2p3za"),
     "keyPath": Str("the wallet's exported key file, inside deal_making_service.key_dir (never stored or echoed)"),
     "provider": Str("the storage provider's ID address", example="f01234"),
-    "pieceCid": Str("the piece CID (commP)", example="baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"),
+    "pieceCid": Str("the piece CID (commP)",
+                    example="baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"),
     "pieceSize": Size("the padded piece size: a power of two up to 64 GiB"),
     "dataCid": Str("the payload (root) CID of the CAR"),
     "url": Str("where the provider downloads the CAR (http or https); omit it for an offline deal"),
@@ -35,7 +37,7 @@ DEAL = Obj({
     "announceToIpni": Bool(), "offline": Bool(),
     "state": Text(", ".join(s.value for s in DealStatus)), "proposalCid": Text(nullable=True),
     "startEpoch": Int(nullable=True), "endEpoch": Int(nullable=True), "message": Text(nullable=True),
-    "providerCollateral": Any_(nullable=True), "dealId": Int("the on-chain deal id", nullable=True),
+    "providerCollateral": Json(nullable=True), "dealId": Int("the on-chain deal id", nullable=True),
     "clientId": Text(nullable=True), "sectorId": Int(nullable=True), "sectorStartEpoch": Int(nullable=True),
     "activation": Num("Unix seconds", nullable=True), "expiration": Num("Unix seconds", nullable=True),
     "slashEpoch": Int(nullable=True), "trackedHeight": Int(nullable=True),

@@ -1,6 +1,6 @@
 """What the hosting service accepts and answers (the routes declare these; see shared/schema.py)."""
 from shared.operations import Content, Empty
-from shared.schema import Any_, Str, Text, record
+from shared.schema import Json, Str, Text, record
 
 CID = Str("a CID in its canonical base32 form (anything else is a 404)", max_length=200,
           example="bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
@@ -25,4 +25,4 @@ def file_answers(media_type: str, what: str) -> dict:
 RANGE_ERRORS = {404: "not on this host (or not a canonical CID)", 416: "the range is outside the file"}
 
 INDEX = record({"id": Text(), "name": Text(), "indexCid": Text("the dataset index's root"),
-                "indexPin": Any_("its pinning status in kubo", nullable=True)}, name="DatasetIndex")
+                "indexPin": Json("its pinning status in kubo", nullable=True)}, name="DatasetIndex")

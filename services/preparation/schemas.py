@@ -1,5 +1,5 @@
 """What the preparation API accepts and answers (the routes declare these; see shared/schema.py)."""
-from shared.schema import Any_, Arr, Bool, Int, Num, Obj, Size, Str, Text, record
+from shared.schema import Arr, Bool, Int, Json, Num, Obj, Size, Str, Text, record
 
 STATES = ("active", "paused", "removed")
 
@@ -31,7 +31,7 @@ SUMMARY = record({
     "errorCount": Int("files that could not be read"), "skippedCount": Int("symlinks and special files"),
     "indexCid": Text("the dataset index's root, once every chunk is packed", nullable=True),
     "indexError": Text(nullable=True),
-    "indexPin": Any_("the index's pinning status in kubo", nullable=True),
+    "indexPin": Json("the index's pinning status in kubo", nullable=True),
     "createdAt": Num("Unix seconds"),
     "generationCompleted": Int(), "generationInprogress": Int(), "generationFailed": Int(),
     "generationTotal": Int(), "bytesDone": Int(), "rate": Int("bytes per second being packed"),

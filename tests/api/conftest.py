@@ -61,6 +61,8 @@ class Live:
     urls: dict[str, str] = field(default_factory=dict)
     seeded: dict[str, str] = field(default_factory=dict)
     server_errors: list[str] = field(default_factory=list)
+    # This module's own counter: test modules import the conftest under another name than pytest.
+    fuzzed: Fuzzed = FUZZED
 
     def call(self, service: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = None if body is None else json.dumps(body).encode()
