@@ -62,6 +62,8 @@ class Schema:
         if nullable:
             if isinstance(schema.get("type"), str) and "enum" not in schema:
                 schema = {**schema, "type": [schema["type"], "null"]}
+            elif list(schema) == ["anyOf"]:
+                schema = {"anyOf": [*schema["anyOf"], {"type": "null"}]}
             else:
                 schema = {"anyOf": [schema, {"type": "null"}]}
         if self.description:

@@ -37,15 +37,17 @@ class Fuzzed:
     def __init__(self):
         self.requests: Counter = Counter()
         self.started: float | None = None
+        self.last = 0.0
 
     def count(self, operation: str) -> None:
-        self.started = self.started or time.monotonic()
+        self.last = time.monotonic()
+        self.started = self.started or self.last
         self.requests[operation] += 1
 
     def summary(self) -> str:
         return (f"schemathesis: {len(self.requests)} operations, {sum(self.requests.values())} requests "
                 f"({min(self.requests.values())} to {max(self.requests.values())} per operation) "
-                f"in {time.monotonic() - self.started:.0f} s")
+                f"in {self.last - self.started:.0f} s")
 
 
 FUZZED = Fuzzed()
