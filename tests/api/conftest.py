@@ -32,7 +32,7 @@ SERVICES = {"preparation": preparation_routes, "dealmaking": deal_routes, "hosti
 
 
 class Fuzzed:
-    """Requests made per operation by tests/api/test_fuzz.py, printed at the end of the run."""
+    """Test cases run per operation by tests/api/test_fuzz.py, printed at the end of the run."""
 
     def __init__(self):
         self.requests: Counter = Counter()
@@ -45,7 +45,7 @@ class Fuzzed:
         self.requests[operation] += 1
 
     def summary(self) -> str:
-        return (f"schemathesis: {len(self.requests)} operations, {sum(self.requests.values())} requests "
+        return (f"schemathesis: {len(self.requests)} operations, {sum(self.requests.values())} test cases "
                 f"({min(self.requests.values())} to {max(self.requests.values())} per operation) "
                 f"in {self.last - self.started:.0f} s")
 
