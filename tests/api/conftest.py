@@ -108,7 +108,8 @@ class _Errors(logging.Handler):
         self.sink.append(record.getMessage())
 
 
-@pytest.fixture(scope="session")
+# Package scope: the services and their seeded database are gone before the rest of the suite runs.
+@pytest.fixture(scope="package")
 def live(mongo_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("live")
     boost = root / "boost"
