@@ -14,7 +14,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.hosting import blocks, bundle, catalog, paths, piece
+from services.hosting import schemas as s
 from shared.api import CONFIG, DB, NotFound, json_response
+from shared.operations import Content, Empty, operation
+from shared.schema import Text
 
 routes = web.RouteTableDef()
 
@@ -31,8 +34,10 @@ def _roots(request: web.Request) -> list[str]:
 
 
 @routes.get(r"/{cid:[a-z0-9]+}.car")
-async def car_file(request: web.Request) -> web.StreamResponse:
-    data_cid = request.match_info["cid"]
+@operation("A CAR file", path={"cid": s.DATA_CID}, headers=s.RANGE_HEADERS, head=True,
+           responses=s.file_answers(CAR_TYPE, "the CAR file"), errors=s.RANGE_ERRORS)
+async def car_file(request: web.Request, cid: str) -> web.StreamResponse:
+    data_cid = cid
     path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
     if path is None:
         raise NotFound("no such CAR file", data_cid)
@@ -43,8 +48,11 @@ async def car_file(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/piece/{cid}")
-async def piece_bytes(request: web.Request) -> web.StreamResponse:
-    piece_cid = request.match_info["cid"]
+@operation("A piece: the CAR, then zeros up to the unpadded piece size", path={"cid": s.CID},
+           headers=s.RANGE_HEADERS, head=True, responses=s.file_answers(piece.PIECE_TYPE, "the piece"),
+           errors=s.RANGE_ERRORS)
+async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
+    piece_cid = cid
     if paths.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
@@ -57,9 +65,14 @@ async def piece_bytes(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/ipfs/{cid}")
-async def ipfs_block(request: web.Request) -> web.StreamResponse:
-    cid = request.match_info["cid"]
-    fmt = request.query.get("format")
+@operation("One block, as a trustless gateway serves it", path={"cid": s.CID},
+           query={"format": Text("raw: the only format offered")},
+           headers={"Accept": Text("application/vnd.ipld.raw stands for ?format=raw"),
+                    "If-None-Match": s.RANGE_HEADERS["If-None-Match"]},
+           responses={200: Content(RAW_TYPE, "the block's bytes"), 304: Empty("the client's copy is current")},
+           errors={404: "no such block on this host", 406: "a format other than raw was asked for"})
+async def ipfs_block(request: web.Request, cid: str, format: str | None) -> web.StreamResponse:
+    fmt = format
     accept = request.headers.get("Accept", "")
     if fmt != "raw" and RAW_TYPE not in accept:
         # Only single blocks are offered; a gateway answers 406 for what it cannot produce.
@@ -77,8 +90,10 @@ async def ipfs_block(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/index/{key}")
-async def index_of(request: web.Request) -> web.Response:
-    prep = await bundle.find_preparation(request.app[DB], request.match_info["key"])
+@operation("The root of a prepared dataset's index", path={"key": s.PREPARATION}, responses={200: s.INDEX},
+           errors={404: "no such preparation, or no index yet"})
+async def index_of(request: web.Request, key: str) -> web.Response:
+    prep = await bundle.find_preparation(request.app[DB], key)
     if not prep.get("indexCid"):
         raise NotFound("this preparation has no index yet", {"status": prep.get("status"),
                                                               "indexError": prep.get("indexError")})
@@ -88,6 +103,10 @@ async def index_of(request: web.Request) -> web.Response:
 
 @routes.get("/bundle/{key}")
 @routes.get("/bundle/{key}/{path:.*}")
-async def bundle_tar(request: web.Request) -> web.StreamResponse:
-    return await bundle.serve(request, request.app[DB], _car_dir(request), request.match_info["key"],
-                              request.match_info.get("path", ""))
+@operation("A tar of a dataset, or of a folder or file in it, assembled from the CARs as it streams",
+           path={"key": s.PREPARATION, "path": s.DATASET_PATH},
+           query={"filename": Text("the download's name (.tar is added)")}, head=True,
+           responses={200: Content("application/x-tar", "the tar")},
+           errors={404: "no such preparation or path, or a chunk of it not prepared or not on this host"})
+async def bundle_tar(request: web.Request, key: str, filename: str | None, path: str = "") -> web.StreamResponse:
+    return await bundle.serve(request, request.app[DB], _car_dir(request), key, path, filename)
