@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web, web_protocol
 from pymongo.asynchronous.database import AsyncDatabase
@@ -139,6 +140,24 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+def configured_hosts(config: Config) -> set[str]:
+    """The host names the configuration itself reaches the services by (the [connection] URLs, and
+    the prefix of the deal URLs providers download from): the owner chose them, so they are not a
+    rebinding attacker's, and a provider fetching <http_url_prefix>/<cid>.car needs no extra key."""
+    urls = [config.connection.deal_preparation_service, config.connection.deal_making_service,
+            config.connection.replication_service, config.connection.http_hosting_service,
+            config.connection.ranking_service, config.replication_service.http_url_prefix]
+    names = set()
+    for url in urls:
+        try:
+            name = urlsplit(url).hostname
+        except ValueError:
+            continue
+        if name:
+            names.add(name.lower().rstrip("."))
+    return names
+
+
 def browser_guard(config: Config):
     """Refuses what a page from elsewhere could make the user's browser send to a service on this
     host: a request from a foreign Origin (CSRF), one addressed to a Host name that is not ours
@@ -146,7 +165,7 @@ def browser_guard(config: Config):
     state-changing request without a JSON body (a form or text/plain post needs no CORS preflight).
     Clients that are not browsers (the CLI, boost, curl) send neither Origin nor a foreign Host."""
     origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
-    hosts = {host.lower().rstrip(".") for host in config.connection.allowed_hosts}
+    hosts = {host.lower().rstrip(".") for host in config.connection.allowed_hosts} | configured_hosts(config)
 
     @web.middleware
     async def guard(request: web.Request, handler):

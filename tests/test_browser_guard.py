@@ -179,3 +179,15 @@ async def test_the_issue_reproducer_against_a_running_suite(tmp_path, db_url, db
         assert await db[models.SCANNING].find_one({}) is None
     finally:
         stop(process)
+
+
+async def test_names_the_configuration_uses_are_ours(db, config, serve_app):
+    # A provider downloads <http_url_prefix>/<dataCid>.car with that URL's Host: the owner chose the
+    # name, so it needs no allowed_hosts entry; a name the configuration never mentions still does.
+    config.replication_service.http_url_prefix = "http://cars.example.org:8080/data"
+    config.connection.http_hosting_service = "http://hosting.lan:8080"
+    api = base(await serve_app(hosting_app(config, db)))
+    for host, allowed in (("cars.example.org:8080", True), ("hosting.lan", True), ("evil.example", False),
+                          ("example.org", False)):
+        answer = await rawhttp.request(api, "GET", "/index/x", {"Host": host})
+        assert (answer.status != 403) is allowed, (host, answer.status, answer.body)
