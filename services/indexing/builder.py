@@ -116,11 +116,11 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                 root_cid = cidlib.from_str(doc["cid"])
                 car_offset, car_length = reader.span(root_cid)
                 entry.sources.append({
-                    "cid": doc["cid"],
+                    "cid": root_cid,
                     "selector": "/" + doc["relativePath"],
                     "offset": start,
                     "length": end - start,
-                    "dataCid": gen["dataCid"],
+                    "dataCid": cidlib.from_str(gen["dataCid"]),
                     "pieceCid": gen["pieceCid"],
                     "pieceSize": int(gen["pieceSize"]),
                     "carOffset": car_offset,

@@ -172,7 +172,7 @@ class Retriever:
                 def sink(position: int, data: bytes) -> None:
                     nonlocal reported
                     if position + len(data) > length:
-                        raise sources.FetchError(f"the DAG of {info['cid']} holds more than {length} bytes")
+                        raise sources.FetchError(f"the DAG of {model.link_text(info['cid'])} holds more than {length} bytes")
                     os.pwrite(out.fileno(), data, offset + position)
                     if progress is not None and position + len(data) > reported:
                         progress(position + len(data) - reported)
@@ -181,7 +181,7 @@ class Retriever:
                 try:
                     got = sources.METHODS[method](source, info, sink, spool_dir)
                     if got != length:
-                        raise sources.FetchError(f"the DAG of {info['cid']} holds {got} bytes, expected {length}")
+                        raise sources.FetchError(f"the DAG of {model.link_text(info['cid'])} holds {got} bytes, expected {length}")
                     return
                 except (sources.FetchError, ValueError, OSError) as exc:
                     if progress is not None and reported:
@@ -211,7 +211,7 @@ def verified_on_disk(path: Path, node: dict) -> bool:
                         return False
                     builder.add_chunk(chunk)
                     remaining -= len(chunk)
-                if cidlib.to_str(builder.close().cid) != info["cid"]:
+                if builder.close().cid != model.link(info["cid"]):
                     return False
         return True
     except (OSError, ValueError, KeyError):

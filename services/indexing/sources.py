@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
+from services.indexing import model
 from shared.ipld import carfile, pbnode
 from shared.ipld import cid as cidlib
 from shared.ipld import varint
@@ -140,7 +141,7 @@ def walk_blocks(root: bytes, get: Callable[[bytes], bytes], sink: Sink) -> int:
 
 
 def fetch_by_blocks(source: Source, info: dict, sink: Sink, spool_dir: str | None = None) -> int:
-    return walk_blocks(cidlib.from_str(info["cid"]), source.block, sink)
+    return walk_blocks(model.link(info["cid"]), source.block, sink)
 
 
 def fetch_by_piece(source: Source, info: dict, sink: Sink, spool_dir: str | None = None) -> int:
@@ -182,7 +183,7 @@ def fetch_by_piece(source: Source, info: dict, sink: Sink, spool_dir: str | None
                 raise FetchError(f"block {cidlib.to_str(cid)} is not in the piece span the index names")
             return os.pread(spool.fileno(), where[1], where[0])
 
-        return walk_blocks(cidlib.from_str(info["cid"]), get, sink)
+        return walk_blocks(model.link(info["cid"]), get, sink)
 
 
 METHODS = {"piece": fetch_by_piece, "block": fetch_by_blocks}
