@@ -2,7 +2,8 @@
 
     GET|HEAD /{dataCid}.car            the CAR file (aiohttp FileResponse: ranges, sendfile)
     GET|HEAD /piece/{pieceCid}         the piece: CAR + zero padding to the unpadded piece size
-    GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway subset)
+    GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway)
+    GET|HEAD /ipfs/{cid}[/path]?format=car[&dag-scope=&entity-bytes=]   a CAR (trustless.py)
     GET      /index/{name or id}       {"id", "name", "indexCid", "indexPin"} of a preparation
     GET|HEAD /bundle/{name or id}[/{path}]?filename=x.tar   a tar of a folder or file
 
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.hosting import blocks, bundle, catalog, paths, piece
-from shared.api import CONFIG, DB, NotFound, json_response
+from services.hosting import blocks, bundle, catalog, paths, piece, trustless
+from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
 
 routes = web.RouteTableDef()
 
@@ -53,14 +54,20 @@ async def piece_bytes(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/ipfs/{cid}")
-async def ipfs_block(request: web.Request) -> web.StreamResponse:
+@routes.get("/ipfs/{cid}/{path:.*}")
+async def ipfs_content(request: web.Request) -> web.StreamResponse:
     cid = request.match_info["cid"]
-    fmt = request.query.get("format")
-    accept = request.headers.get("Accept", "")
-    if fmt != "raw" and RAW_TYPE not in accept:
-        # Only single blocks are offered; a gateway answers 406 for what it cannot produce.
-        return web.json_response({"error": "only ?format=raw (Accept: application/vnd.ipld.raw) is supported",
-                                  "detail": None}, status=406)
+    path = request.match_info.get("path", "")
+    fmt = trustless.wanted_format(request)
+    if fmt == "car":
+        return await trustless.serve_car(request, request.app[DB], _car_dir(request), cid, path)
+    if fmt != "raw":
+        # Only verifiable responses are offered; a gateway answers 406 for what it cannot produce.
+        return web.json_response({"error": "unsupported format: ask for ?format=raw or ?format=car "
+                                  "(Accept: application/vnd.ipld.raw or application/vnd.ipld.car)",
+                                  "detail": request.query.get("format")}, status=406)
+    if path:
+        raise InvalidParameter("a raw block is addressed by its CID alone, without a path", path)
     data = await blocks.find_block(request.app[DB], _car_dir(request), cid)
     if data is None:
         raise NotFound("no such block", cid)
