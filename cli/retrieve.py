@@ -17,18 +17,32 @@ from cli.common import get_config
 from rich.console import Console
 
 from cli.output import print_json
-from services.indexing import model, retrieval, sources
+from services.indexing import discovery, model, names, retrieval, sources
 
 errors = Console(stderr=True)
+
+
+def _hosting() -> sources.Source:
+    config = get_config()
+    # Our own hosting service takes the owner's api_token everywhere, the hosting token for
+    # content; provider endpoints (given with --from or discovered) never see either.
+    token = config.connection.api_token or config.http_hosting_service.token
+    return sources.Source(config.connection.http_hosting_service.rstrip("/"), token, label="hosting")
+
+
+def _discovery() -> discovery.Discovery:
+    config = get_config()
+    return discovery.Discovery(discovery.Settings(
+        hosting=_hosting(), deal_making_service=config.connection.deal_making_service,
+        api_token=config.connection.api_token, full_node_api=config.connection.full_node_api,
+        full_node_token=config.connection.full_node_token, ipni_api=config.connection.ipni_api,
+        ipfs_api=config.deal_preparation_service.ipfs_api))
 
 
 def _sources(urls: list[str]) -> list[sources.Source]:
     config = get_config()
     own = config.connection.http_hosting_service.rstrip("/")
-    # Our own hosting service takes the owner's api_token everywhere, the hosting token for
-    # content; provider endpoints given with --from never see either.
     token = config.connection.api_token or config.http_hosting_service.token
-    urls = urls or [own]
     out = []
     for url in urls:
         if not _is_http_url(url):
@@ -61,23 +75,28 @@ def register(app: typer.Typer) -> None:
                                                   "endpoint; repeat to fall back (default: [connection] "
                                                   "http_hosting_service)."),
         tar: Optional[str] = typer.Option(None, "--tar", help="Write a tar bundle to FILE, or '-' for stdout."),
-        method: str = typer.Option("auto", "--method", help="piece (Range reads of /piece), block (/ipfs per "
-                                   "block) or auto (piece, then block)."),
+        method: str = typer.Option("auto", "--method", help="piece (Range reads of /piece), car (trustless "
+                                   "gateway CARs of /ipfs), block (/ipfs per block) or auto (piece, car, then block)."),
         json_: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Retrieve a file, folder or whole dataset, verifying every block against its CID."""
         if (output is None) == (tar is None):
             raise CliError("give exactly one of --output DIR or --tar FILE|-", exit_code=2)
-        methods = {"auto": ("piece", "block"), "piece": ("piece",), "block": ("block",)}.get(method)
+        methods = {"auto": ("piece", "car", "block"), "piece": ("piece",), "car": ("car",),
+                   "block": ("block",)}.get(method)
         if methods is None:
-            raise CliError("--method must be piece, block or auto", exit_code=2)
+            raise CliError("--method must be piece, car, block or auto", exit_code=2)
         # SIGTERM (kill, timeout, a service manager) would end Python without running any cleanup and
         # leave a partial file; as an exception it unwinds through the code that deletes it.
         signal.signal(signal.SIGTERM, _terminated)
         try:
             _check_target(target)
-            summary = run(target, _sources(from_ or []), methods, output, tar, quiet=json_ or tar == "-")
-        except retrieval.RetrievalError as exc:
+            config = get_config()
+            found = None if from_ else _discovery()
+            summary = run(target, _sources(from_) if from_ else [], methods, output, tar, quiet=json_ or tar == "-",
+                          finder=found, resolver=config.connection.dns_resolver,
+                          ipfs_api=config.deal_preparation_service.ipfs_api)
+        except (retrieval.RetrievalError, names.ResolveError) as exc:
             raise CliError(str(exc)) from None
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -98,10 +117,15 @@ def _check_target(target: str) -> None:
 
 
 def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,
-        quiet: bool = True) -> dict:
-    head, path = retrieval.split_target(target)
-    retriever = retrieval.Retriever(srcs, methods)
-    index_cid = head if retrieval.is_index_cid(head) else retriever.index_cid_of(head)
+        quiet: bool = True, finder: "discovery.Discovery | None" = None, resolver: str = "",
+        ipfs_api: str = "") -> dict:
+    ipns = target.strip().startswith(("/ipns/", "ipns://"))
+    head, path = retrieval.split_target(target.strip().removeprefix("/ipns/").removeprefix("ipns://"))
+    retriever = retrieval.Retriever(srcs, methods, finder)
+    if ipns:
+        index_cid = names.ipns(head, ipfs_api)
+    else:
+        index_cid = names.resolve(head, retriever.index_cid_of, resolver)
     plan = retriever.plan(index_cid, path, head)
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
     with Progress(*columns, console=errors, disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
@@ -122,7 +146,7 @@ def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], outpu
             result, written = _tar_file(retriever, plan, Path(tar), progress)
     return {"indexCid": index_cid, "path": "/" + plan.path, "type": "dir" if plan.is_dir else "file",
             "files": len(plan.files), "fetched": result.fetched, "skipped": result.skipped,
-            "bytes": result.bytes, "output": written}
+            "bytes": result.bytes, "output": written, **retriever.report()}
 
 
 def _tar_file(retriever, plan, dest: Path, progress):
