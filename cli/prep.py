@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from cli.client import CliError
 from cli.common import client_for, parse_size_option
 from cli.output import console, print_fields, print_json, print_page_note, print_table
+from services.indexing import names
 from shared.config import format_size
 
 app = typer.Typer(no_args_is_help=True)
@@ -140,6 +141,10 @@ def status(preparation_id: str = typer.Argument(..., metavar="ID"),
            json_: bool = JSON) -> None:
     """One preparation: progress, problems and its chunk table."""
     result = api().get(f"/preparation/{preparation_id}", offset=offset, limit=limit)
+    if result.get("indexCid"):
+        # What the owner publishes so that `singularity retrieve their.domain/path` finds this
+        # dataset; it changes with the index CID (any change to the dataset's index).
+        result["dnslink"] = names.dnslink_record(result["indexCid"])
     if json_:
         print_json(result)
     else:
@@ -151,6 +156,8 @@ def show_status(result: dict) -> None:
     result["chunks"] = (f"{result['generationCompleted']} completed, {result['generationInprogress']} in progress, "
                         f"{result['generationFailed']} failed, {result['generationTotal']} total")
     result["bytesDone"] = human(result.get("bytesDone"))
+    if result.get("dnslink"):
+        result["dnslink"] = f'_dnslink.<your domain> TXT "{result["dnslink"]}"'
     pin = result.get("indexPin") or {}
     result["indexPinStatus"] = pin.get("status") and f"{pin['status']}" + (f" ({pin['error']})" if pin.get("error") else "")
     # A rate only means something while chunks are being built.
@@ -160,7 +167,7 @@ def show_status(result: dict) -> None:
               ("scanningError", "Scan error"), ("scanned", "Scanned"), ("chunks", "Chunks"),
               ("bytesDone", "Bytes done"), ("rate", "Rate"),
               ("errorCount", "Unreadable"), ("skippedCount", "Skipped"), ("indexCid", "Index CID"),
-              ("indexPinStatus", "IPFS pin"), ("indexError", "Index error")]
+              ("indexPinStatus", "IPFS pin"), ("dnslink", "DNSLink"), ("indexError", "Index error")]
     print_fields(result, [(k, label) for k, label in fields if result.get(k) not in (None, "")])
     for problem in result.get("problems", [])[:20]:
         console.print(f"  {problem['kind']}: {problem['path']}: {problem['reason']}", highlight=False, markup=False)
