@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import common, deal, oneshot, prep, provider, retrieve, run, status
+from cli import common, deal, mount, oneshot, prep, provider, retrieve, run, status
 from cli.client import CliError
 from cli.output import fail
 
@@ -29,7 +29,7 @@ def _global(config: Optional[str] = typer.Option(None, "--config", "-c", help="P
 run.register(app)
 app.add_typer(prep.app, name="prep", help="Prepare datasets: scan into chunks, then CAR files.")
 app.add_typer(prep.app, name="preparation", hidden=True)
-for module in (oneshot, deal, provider, retrieve, status):
+for module in (oneshot, deal, provider, retrieve, mount, status):
     module.register(app)
 
 
