@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/retrieve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .singularity

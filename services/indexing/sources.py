@@ -200,11 +200,56 @@ def fetch_by_car(source: Source, info: dict, sink: Sink, spool_dir: str | None =
             if size is None or size > MAX_BLOCK:
                 raise FetchError(f"{source.url}{path}: not a CAR")
             _read_exact(response, size)  # the header: roots are not to be trusted anyway (spec)
+            if span is None and "order=dfs" in (response.headers.get("Content-Type") or ""):
+                return _walk_stream(root, response, sink, f"{source.url}{path}")
             store = _Frames(spool, f"{source.url}{path}")
             store.read(response, None)
         if span is None:
             return walk_blocks(root, store.get, sink)
         return walk_range(root, store.get, sink, *span)
+
+
+LEAF_CACHE = 32 << 20  # leaves kept for a DAG that repeats them (dups=n sends each block once)
+
+
+def _walk_stream(root: bytes, response, sink: Sink, where: str) -> int:
+    """A whole UnixFS file from a CAR in depth-first order, written as it arrives: each frame
+    must be the next block of the walk (or one already sent), verified, never spooled."""
+    nodes: dict[bytes, bytes] = {}
+    leaves: dict[bytes, bytes] = {}
+    cached = 0
+    position = 0
+    stack = [root]
+    while stack:
+        cid = stack.pop()
+        data = nodes.get(cid) if cid in nodes else leaves.get(cid)
+        if data is None:
+            size = _read_varint(response)
+            if size is None:
+                raise FetchError(f"{where}: the CAR ended before block {cidlib.to_str(cid)}")
+            if size > MAX_BLOCK:
+                raise FetchError(f"{where}: CAR frame of {size} bytes is too large")
+            frame = _read_exact(response, size)
+            cid_len = carfile.cid_length(frame)
+            if frame[:cid_len] != cid:
+                raise FetchError(f"{where}: block {cidlib.to_str(frame[:cid_len])} arrived where the walk needs "
+                                 f"{cidlib.to_str(cid)} (not in dfs order, or a block repeated beyond the cache)")
+            data = frame[cid_len:]
+            pbnode.verify(cid, data, where)
+        if pbnode.codec_of(cid) == cidlib.RAW:
+            sink(position, data)
+            position += len(data)
+            if cid not in leaves and cached + len(data) <= LEAF_CACHE:
+                leaves[cid] = data
+                cached += len(data)
+            continue
+        nodes[cid] = data
+        layout = pbnode.file_layout(data)
+        if layout.inline:
+            sink(position, layout.inline)
+            position += len(layout.inline)
+        stack.extend(reversed(layout.children))
+    return position
 
 
 class _Frames:
