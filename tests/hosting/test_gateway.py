@@ -180,3 +180,15 @@ async def test_removed_preparation_is_not_served(indexed, hosting, db):
     await db[models.SCANNING].delete_one({"_id": prepared.id})
     status, _, _ = await get(hosting, f"/ipfs/{index_cid}/a/big.bin", CAR)
     assert status == 404
+
+
+async def test_nothing_outside_car_dir_is_read(indexed, hosting, config, tmp_path):
+    """A CAR in car_dir that is a symlink to a file elsewhere is not followed."""
+    import os
+    prepared, _ = indexed
+    gen = prepared.chunks[0]
+    outside = tmp_path / "elsewhere.car"
+    os.replace(gen["carPath"], outside)
+    os.symlink(outside, gen["carPath"])
+    status, _, body = await get(hosting, f"/ipfs/{gen['dataCid']}", CAR)
+    assert status == 404 and b"no such block" in body

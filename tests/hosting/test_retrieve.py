@@ -36,7 +36,7 @@ async def test_files_split_across_chunks(indexed, db):
     assert ranges == 3
 
 
-@pytest.mark.parametrize("methods", [("block",), ("piece",)])
+@pytest.mark.parametrize("methods", [("block",), ("piece",), ("car",)])
 async def test_every_file_byte_identical(indexed, hosting, tmp_path, methods):
     prepared, index_cid = indexed
     for rel, data in FILES.items():
