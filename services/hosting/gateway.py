@@ -153,7 +153,7 @@ async def resolve(store: Store, request: Request) -> Resolved:
     current = await store.need(request.root)
     out = Resolved()
     walked: list[str] = []
-    for part in request.path:
+    for depth, part in enumerate(request.path):
         where = "/" + "/".join(walked)
         out.path_blocks.append(current)
         codec = pbnode.codec_of(current.cid)
@@ -172,7 +172,7 @@ async def resolve(store: Store, request: Request) -> Resolved:
                 raise NotFound(f"{where} is not a folder of the dataset index", part)
             value = await _index_lookup(store, node, part, out.path_blocks)
             if isinstance(value, dict):  # an inline file: the end of any path
-                if part is not request.path[-1]:
+                if depth != len(request.path) - 1:
                     raise NotFound(f"{where}/{part} is a file, not a folder", part)
                 out.terminal = IndexFile(value)
                 return out

@@ -21,6 +21,7 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Iterator
 from urllib.parse import quote
 
 import aiohttp
@@ -60,15 +61,18 @@ class Discovery:
 
     # --- where file ranges come from ---
 
-    def range_sources(self, info: dict) -> list[Source]:
+    def range_sources(self, info: dict) -> Iterator[Source]:
+        """Lazily: IPNI is asked only once the providers of our deals have not delivered."""
         from services.indexing import model
-        out: list[Source] = []
-        if info.get("pieceCid"):
-            out += self._deal_sources(str(info["pieceCid"]))
-        out += self._ipni_sources(model.link(info["cid"]))
-        if self.settings.hosting is not None:
-            out.append(self.settings.hosting)
-        return _unique(out)
+        seen: set[str] = set()
+        groups = (lambda: self._deal_sources(str(info["pieceCid"])) if info.get("pieceCid") else [],
+                  lambda: self._ipni_sources(model.link(info["cid"])),
+                  lambda: [self.settings.hosting] if self.settings.hosting is not None else [])
+        for group in groups:
+            for source in group():
+                if source.url not in seen:
+                    seen.add(source.url)
+                    yield source
 
     def index_sources(self, cid: bytes) -> list[Source]:
         out: list[Source] = []

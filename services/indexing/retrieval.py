@@ -93,9 +93,10 @@ class Retriever:
         self.skipped: dict[str, str] = {}  # url -> why it is not asked again in this run
         self.served: dict[str, dict] = {}  # url -> what it delivered
 
-    def _range_sources(self, info: dict) -> list[sources.Source]:
-        found = self.sources or self.discovery.range_sources(info)
-        return [s for s in found if s.url not in self.skipped]
+    def _range_sources(self, info: dict) -> Iterator[sources.Source]:
+        for source in self.sources or self.discovery.range_sources(info):
+            if source.url not in self.skipped:
+                yield source
 
     def _index_sources(self, cid: bytes) -> list[sources.Source]:
         found = self.sources or self.discovery.index_sources(cid)
