@@ -172,6 +172,21 @@ def fetch_by_blocks(source: Source, info: dict, sink: Sink, spool_dir: str | Non
 
 
 def fetch_by_piece(source: Source, info: dict, sink: Sink, spool_dir: str | None = None) -> int:
+    """A CAR written leaves first, in file order (ours are), goes straight to `sink`: each leaf at
+    the next offset as it arrives, verified, then the DAG walked to confirm every leaf sits where
+    the file needs it. Only a span laid out otherwise (repeated leaves, another packer's order) is
+    fetched again and spooled."""
+    try:
+        return _fetch_piece_span(source, info, sink, spool_dir, direct=True)
+    except _NotInFileOrder:
+        return _fetch_piece_span(source, info, sink, spool_dir, direct=False)
+
+
+class _NotInFileOrder(Exception):
+    pass
+
+
+def _fetch_piece_span(source: Source, info: dict, sink: Sink, spool_dir: str | None, direct: bool) -> int:
     if info.get("carOffset") is None or not info.get("pieceCid"):
         raise FetchError("the index has no piece span for this range")
     start, length = int(info["carOffset"]), int(info["carLength"])
@@ -181,8 +196,10 @@ def fetch_by_piece(source: Source, info: dict, sink: Sink, spool_dir: str | None
             if response.status != 206 or not (response.headers.get("Content-Range") or "").startswith(
                     f"bytes {start}-{start + length - 1}/"):
                 raise FetchError(f"{source.url}{path} did not answer the range request with 206 and that range")
-            store = _Frames(spool, f"{source.url}{path}")
+            store = _Frames(spool, f"{source.url}{path}", sink if direct else None, int(info["length"]))
             store.read(response, length)
+        if direct:
+            return store.confirm(model.link(info["cid"]))
         return walk_blocks(model.link(info["cid"]), store.get, sink)
 
 
@@ -255,11 +272,14 @@ def _walk_stream(root: bytes, response, sink: Sink, where: str) -> int:
 class _Frames:
     """Verified blocks of a CAR stream: inner nodes in memory, raw leaves spooled to a file."""
 
-    def __init__(self, spool, where: str):
+    def __init__(self, spool, where: str, direct: Sink | None = None, limit: int = 0):
         self.spool = spool
         self.where = where
         self.nodes: dict[bytes, bytes] = {}
-        self.leaves: dict[bytes, tuple[int, int]] = {}
+        self.leaves: dict[bytes, tuple[int, int]] = {}  # cid -> (spool offset, or output offset when direct; length)
+        self.direct = direct
+        self.limit = limit  # bytes the direct sink takes: more means other blocks share the span
+        self.written = 0
 
     def read(self, response, length: int | None) -> None:
         consumed = 0
@@ -276,12 +296,43 @@ class _Frames:
             cid_len = carfile.cid_length(frame)
             cid, data = frame[:cid_len], frame[cid_len:]
             pbnode.verify(cid, data, self.where)
-            if pbnode.codec_of(cid) == cidlib.RAW:
+            if pbnode.codec_of(cid) == cidlib.RAW and self.direct is not None:
+                if cid in self.leaves or self.written + len(data) > self.limit:
+                    raise _NotInFileOrder()
+                self.direct(self.written, data)
+                self.leaves[cid] = (self.written, len(data))
+                self.written += len(data)
+            elif pbnode.codec_of(cid) == cidlib.RAW:
                 self.leaves[cid] = (self.spool.tell(), len(data))
                 self.spool.write(data)
             else:
                 self.nodes[cid] = data
         self.spool.flush()
+
+    def confirm(self, root: bytes) -> int:
+        """After a direct read: walk the DAG and check each leaf was written where it belongs."""
+        position = 0
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            if pbnode.codec_of(cid) == cidlib.RAW:
+                where = self.leaves.get(cid)
+                if where is None:
+                    raise FetchError(f"block {cidlib.to_str(cid)} is not in what {self.where} sent")
+                if where[0] != position:
+                    raise _NotInFileOrder()
+                position += where[1]
+                continue
+            data = self.nodes.get(cid)
+            if data is None:
+                raise FetchError(f"block {cidlib.to_str(cid)} is not in what {self.where} sent")
+            layout = pbnode.file_layout(data)
+            if layout.inline:
+                raise _NotInFileOrder()
+            stack.extend(reversed(layout.children))
+        if position != self.written:
+            raise _NotInFileOrder()  # leaves of something else in the span were written too
+        return position
 
     def get(self, cid: bytes) -> bytes:
         if cid in self.nodes:
