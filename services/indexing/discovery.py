@@ -35,6 +35,7 @@ from shared.lotus import LotusClient, LotusError
 log = logging.getLogger(__name__)
 
 HTTP_METADATA = 0x0920  # IPNI metadata protocol: HTTP (trustless gateway / piece retrieval)
+BITSWAP_METADATA = 0x0900
 DEAL_PAGE = 1000
 
 
@@ -194,9 +195,9 @@ def _http_providers(answer) -> list[Source]:
 
 
 def _advertises_http(metadata) -> bool:
-    """Metadata is a sequence of (varint protocol, its payload); only the first code is needed to
-    tell HTTP apart from bitswap/graphsync, but a provider may list several: look at each one we
-    can step over (HTTP's payload is empty)."""
+    """Metadata is a sequence of (varint protocol code, payload). Bitswap (0x0900) and HTTP
+    (0x0920) carry no payload, so a list of them can be stepped through; a graphsync entry
+    (0x0910) has a payload of its own, past which nothing more can be read."""
     try:
         raw = base64.b64decode(metadata or "", validate=True)
         at = 0
@@ -204,7 +205,7 @@ def _advertises_http(metadata) -> bool:
             code, at = varint.decode(raw, at)
             if code == HTTP_METADATA:
                 return True
-            if code not in (0x0900,):  # bitswap has no payload either; others we cannot step over
+            if code != BITSWAP_METADATA:
                 return False
         return False
     except (binascii.Error, ValueError):

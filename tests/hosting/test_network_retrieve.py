@@ -152,3 +152,12 @@ async def test_ipns_through_kubo(indexed, hosting, tmp_path, aiohttp_server):
     with pytest.raises(retrieval.RetrievalError, match="kubo name/resolve"):
         await asyncio.to_thread(cli_retrieve.run, "/ipns/unknown/top.txt", [Source(hosting)], ("block",),
                                 str(tmp_path), None, ipfs_api=api)
+
+
+@pytest.mark.parametrize("codes,http", [([0x0920], True), ([0x0900], False), ([0x0900, 0x0920], True),
+                                        ([0x0910], False), ([], False)])
+def test_ipni_metadata_advertising_http(codes, http):
+    from shared.ipld import varint
+    metadata = base64.b64encode(b"".join(varint.encode(c) for c in codes)).decode()
+    assert discovery._advertises_http(metadata) is http
+    assert discovery._advertises_http("not base64!") is False
