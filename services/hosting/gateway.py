@@ -283,7 +283,7 @@ def _read_span(path: str, group: list[tuple[bytes, tuple[int, int]]]) -> list[Bl
         data = memoryview(carfile.read_exact(fd, first, last - first))
     finally:
         os.close(fd)
-    return [(cid, bytes(data[offset - first:offset - first + length])) for cid, (offset, length) in group]
+    return [(cid, data[offset - first:offset - first + length]) for cid, (offset, length) in group]  # views
 
 
 def _links(cid: bytes, data: bytes) -> list[bytes]:

@@ -70,20 +70,23 @@ async def serve_car(request: web.Request, db, car_dir: str, cid: str, path: str)
     await response.prepare(request)
     if request.method == "HEAD":
         return response
-    out = bytearray(carlib.header(req.root))
+    # Frames are gathered as views and joined once per MiB: one copy of each block's bytes.
+    parts: list = [carlib.header(req.root)]
+    pending = 0
     seen: set[bytes] = set()
     try:
         for block in resolved.path_blocks:
             if block.cid not in seen:
                 seen.add(block.cid)
-                out += _frame(block.cid, block.data)
+                parts += _frame(block.cid, block.data)
         async for cid_bytes, data in gateway.entity_blocks(store, req, resolved, seen):
             seen.add(cid_bytes)
-            out += _frame(cid_bytes, data)
-            if len(out) >= FLUSH:
-                await response.write(bytes(out))
-                out.clear()
-        await response.write(bytes(out))
+            parts += _frame(cid_bytes, data)
+            pending += len(data)
+            if pending >= FLUSH:
+                await response.write(b"".join(parts))
+                parts, pending = [], 0
+        await response.write(b"".join(parts))
         await response.write_eof()
     except (ApiError, LookupError, ValueError, OSError) as exc:
         # Committed to 200 already: end the stream short, which the client detects.
@@ -93,8 +96,8 @@ async def serve_car(request: web.Request, db, car_dir: str, cid: str, path: str)
     return response
 
 
-def _frame(cid: bytes, data: bytes) -> bytes:
-    return varint.encode(len(cid) + len(data)) + cid + data
+def _frame(cid: bytes, data) -> tuple:
+    return varint.encode(len(cid) + len(data)) + cid, data
 
 
 def _entity_size(resolved: gateway.Resolved) -> int | None:

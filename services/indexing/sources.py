@@ -121,7 +121,12 @@ class _Response:
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
-    out = bytearray()
+    first = stream.read(n)
+    if len(first) == n:  # the usual case: no copy
+        return first
+    out = bytearray(first)
+    if not first:
+        raise FetchError("response ended in the middle of a CAR frame")
     while len(out) < n:
         chunk = stream.read(n - len(out))
         if not chunk:
@@ -251,7 +256,7 @@ def _walk_stream(root: bytes, response, sink: Sink, where: str) -> int:
             if frame[:cid_len] != cid:
                 raise FetchError(f"{where}: block {cidlib.to_str(frame[:cid_len])} arrived where the walk needs "
                                  f"{cidlib.to_str(cid)} (not in dfs order, or a block repeated beyond the cache)")
-            data = frame[cid_len:]
+            data = memoryview(frame)[cid_len:]  # a view: 1 MiB leaves are not copied again
             pbnode.verify(cid, data, where)
         if pbnode.codec_of(cid) == cidlib.RAW:
             sink(position, data)
@@ -260,7 +265,7 @@ def _walk_stream(root: bytes, response, sink: Sink, where: str) -> int:
                 leaves[cid] = data
                 cached += len(data)
             continue
-        nodes[cid] = data
+        nodes[cid] = data = bytes(data)
         layout = pbnode.file_layout(data)
         if layout.inline:
             sink(position, layout.inline)
@@ -294,7 +299,7 @@ class _Frames:
             frame = _read_exact(response, size)
             consumed += len(varint.encode(size)) + size
             cid_len = carfile.cid_length(frame)
-            cid, data = frame[:cid_len], frame[cid_len:]
+            cid, data = frame[:cid_len], memoryview(frame)[cid_len:]
             pbnode.verify(cid, data, self.where)
             if pbnode.codec_of(cid) == cidlib.RAW and self.direct is not None:
                 if cid in self.leaves or self.written + len(data) > self.limit:
@@ -306,7 +311,7 @@ class _Frames:
                 self.leaves[cid] = (self.spool.tell(), len(data))
                 self.spool.write(data)
             else:
-                self.nodes[cid] = data
+                self.nodes[cid] = bytes(data)
         self.spool.flush()
 
     def confirm(self, root: bytes) -> int:
