@@ -143,7 +143,7 @@ async def main(args) -> None:
             seconds, _ = await timed(hash_car, gen["carPath"])
             best["floor"] = min(best.get("floor", seconds), seconds)
             line.append(f"read+sha256 CAR {size / seconds / 2**20:.0f} MiB/s")
-            for name, methods, function in (("gateway", ("car",), retrieve), ("piece", ("piece",), retrieve),
+            for name, methods, function in (("piece", ("piece",), retrieve), ("gateway", ("car",), retrieve),
                                             ("gateway to /dev/null", ("car",), retrieve_to_null),
                                             ("piece to /dev/null", ("piece",), retrieve_to_null)):
                 out = work / f"out-{name.replace(' ', '-').replace('/', '')}"
