@@ -192,3 +192,25 @@ async def test_nothing_outside_car_dir_is_read(indexed, hosting, config, tmp_pat
     os.symlink(outside, gen["carPath"])
     status, _, body = await get(hosting, f"/ipfs/{gen['dataCid']}", CAR)
     assert status == 404 and b"no such block" in body
+
+
+async def test_paths_through_a_hamt_sharded_directory(db, config, tmp_path, aiohttp_server):
+    """A folder of more than 1000 entries is a HAMT in the chunk's DAG: a path through it goes
+    by the name's hash, and the shard blocks on the way are sent first."""
+    from services.hosting.service import create
+    from tests.hosting.fakes.prepared import prepare, write_tree
+    files = {f"many/f{i:04d}.txt": f"file {i}\n".encode() for i in range(1100)}
+    write_tree(tmp_path / "ds", files)
+    prepared = await prepare(db, config, tmp_path / "ds", "hamt", max_chunk=64 << 20)
+    data_cid = prepared.chunks[0]["dataCid"]
+    hosting = str((await aiohttp_server(create(config, db))).make_url("")).rstrip("/")
+    for name in ("f0000.txt", "f0777.txt", "f1099.txt"):
+        status, headers, body = await get(hosting, f"/ipfs/{data_cid}/many/{name}", CAR)
+        assert status == 200, body
+        _, frames = read_car(body)
+        blocks = dict(frames)
+        kinds = [pbnode.decode_unixfs(pbnode.decode_node(d).data).type for c, d in frames[1:-1]]
+        assert kinds and all(k == pbnode.TYPE_HAMT_SHARD for k in kinds)  # root, shard(s), file
+        assert blocks[frames[-1][0]] == files[f"many/{name}"]
+    status, _, _ = await get(hosting, f"/ipfs/{data_cid}/many/f1100.txt", CAR)
+    assert status == 404

@@ -161,3 +161,22 @@ def test_ipni_metadata_advertising_http(codes, http):
     metadata = base64.b64encode(b"".join(varint.encode(c) for c in codes)).decode()
     assert discovery._advertises_http(metadata) is http
     assert discovery._advertises_http("not base64!") is False
+
+
+async def test_ipni_multihash_lookup_when_the_cid_is_unknown(offline, tmp_path):
+    from shared.ipld import cid as cidlib
+    _, index_cid, good, _, ipfs_api, dead = offline
+    ipni = await FakeIpni([("12D3KooWGood", [f"/ip4/127.0.0.1/tcp/{good.port}/http"], HTTP_METADATA)]).start()
+    ipni.by_cid = False
+    finder = discovery.Discovery(discovery.Settings(hosting=Source(dead, label="hosting"), ipni_api=ipni.url,
+                                                    ipfs_api=ipfs_api, timeout=5))
+    try:
+        summary = await fetch(f"{index_cid}/top.txt", finder, tmp_path, methods=("block",))
+    finally:
+        await ipni.stop()
+    assert (tmp_path / "top.txt").read_bytes() == FILES["top.txt"]
+    assert [s["url"] for s in summary["sources"]] == [good.url]
+    asked = [p for p in ipni.requests if p.startswith("/multihash/")]
+    # The multihash in base58btc, as cid.contact takes it: sha2-256 multihashes start "Qm".
+    assert asked and all(p.split("/")[2].startswith("Qm") for p in asked)
+    assert cidlib.parse(cidlib.from_str(index_cid))[1] == cidlib.SHA2_256

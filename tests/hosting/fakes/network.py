@@ -100,13 +100,14 @@ class FakeIpni:
 
     def __init__(self, providers: list[tuple[str, list[str], str]]):
         self.providers = providers
+        self.by_cid = True  # False: /cid/ answers 404, only /multihash/ knows the providers
         self.requests: list[str] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     async def lookup(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
-        if not self.providers:
+        if not self.providers or (not self.by_cid and request.path.startswith("/cid/")):
             return web.Response(status=404, text="no results")
         key = request.match_info["key"]
         return web.json_response({"MultihashResults": [{"Multihash": key, "ProviderResults": [
