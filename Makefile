@@ -16,18 +16,22 @@ $(STAMP): pyproject.toml setup.py $(wildcard shared/ipld/*.c)
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python scripts/run_sample.py "$(DATASET)"
+	REPLICATE="$(REPLICATE)" $(BIN)/python scripts/run_sample.py "$(DATASET)"
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/scan.py
-	@if [ -f bench/pack.py ]; then $(BIN)/python bench/pack.py; fi
+	$(BIN)/python bench/pack.py --size 2GiB
+	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/smallfiles.py
+	$(BIN)/python bench/smallfiles.py --files 100000 --size 1KiB
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/replication.py
 	$(BIN)/python bench/retrieve.py
 
 clean:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cli.client import ApiClient, CliError
-from shared import config as config_module
+
+if TYPE_CHECKING:
+    from shared import config as config_module
 
 
 @dataclass
@@ -17,6 +20,7 @@ options = Options()
 
 
 def get_config() -> config_module.Config:
+    from shared import config as config_module
     if options._config is None:
         try:
             options._config = config_module.load(options.config_path)
@@ -34,6 +38,7 @@ def client_for(url_key: str) -> ApiClient:
 def parse_size_option(name: str, value: str | None) -> int | None:
     if value is None:
         return None
+    from shared import config as config_module
     try:
         return config_module.parse_size(value)
     except ValueError as exc:

@@ -16,7 +16,8 @@ import typer
 from cli.client import CliError
 from cli.common import get_config
 from cli.output import print_json
-from services.indexing import mountfs, names, retrieval
+
+# The retrieval client is imported by the command itself, so that every other command starts without it.
 
 
 def fuse_binding():
@@ -38,7 +39,9 @@ def fuse_binding():
     return fuse
 
 
-def operations(fuse, fs: mountfs.IndexFS):
+def operations(fuse, fs):
+    from services.indexing import mountfs
+
     class Operations(fuse.Operations):
         def _call(self, fn, *args):
             try:
@@ -82,6 +85,7 @@ def register(app: typer.Typer) -> None:
             raise CliError(f"{mountpoint}: not a folder", exit_code=2)
         fuse = fuse_binding()
         from cli import retrieve as cli_retrieve
+        from services.indexing import mountfs, names, retrieval
         config = get_config()
         srcs = cli_retrieve._sources(from_) if from_ else []
         retriever = retrieval.Retriever(srcs, ("car", "block"), None if from_ else cli_retrieve._discovery())

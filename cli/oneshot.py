@@ -4,14 +4,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-from shared.config import parse_size
 
 
 def _die(message: str, code: int = 2) -> None:
@@ -22,6 +19,7 @@ def _die(message: str, code: int = 2) -> None:
 def _piece_size(text: Optional[str]) -> Optional[int]:
     if text is None:
         return None
+    from shared.config import parse_size
     from shared.ipld.commp import check_piece_size
     try:
         return check_piece_size(parse_size(text))
@@ -33,6 +31,11 @@ def _piece_size(text: Optional[str]) -> Optional[int]:
 def _progress(label: str, total: int | None, quiet: bool) -> Iterator:
     """A bar on stderr while bytes go through, for people at a terminal; `advance(n)` is safe to
     call from the packing thread."""
+    if quiet or not sys.stderr.isatty():  # no bar: rich is not even imported
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
     console = Console(stderr=True)
     with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
                   disable=quiet or not console.is_terminal, transient=True) as bar:
@@ -85,20 +88,28 @@ def pack(path: str = typer.Argument(..., help="File or directory to pack."),
 
 def commp(file: str = typer.Argument(..., help="File to hash, or - for standard input."),
           piece_size: Optional[str] = typer.Option(None, "--piece-size", help="Pad the piece to this size."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads hashing a file at once "
+                                                "(default: one per core; standard input takes one)."),
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Piece commitment of a file or stdin, like stream-commp."""
     from shared.ipld.commp import CommP
     size = _piece_size(piece_size)
-    h = CommP()
     try:
         src = sys.stdin.buffer if file == "-" else open(file, "rb", buffering=0)
-        total = None if file == "-" else os.fstat(src.fileno()).st_size
-        with src, _progress("hashing", total, as_json) as advance:
-            buf = bytearray(4 << 20)
-            while n := src.readinto(buf):
-                h.update(memoryview(buf)[:n])
-                advance(n)
-        piece = h.digest(piece_size=size)
+        with src:
+            info = None if file == "-" else os.fstat(src.fileno())
+            if info is not None and stat.S_ISREG(info.st_mode):
+                from shared.ipld.commp_threads import commp_of_file
+                with _progress("hashing", info.st_size, as_json) as advance:
+                    piece = commp_of_file(src.fileno(), info.st_size, size, threads, advance)
+            else:
+                h = CommP()
+                with _progress("hashing", None, as_json) as advance:
+                    buf = bytearray(4 << 20)
+                    while n := src.readinto(buf):
+                        h.update(memoryview(buf)[:n])
+                        advance(n)
+                piece = h.digest(piece_size=size)
     except ValueError as exc:
         _die(str(exc))
     except OSError as exc:

@@ -5,11 +5,27 @@ import json
 import sys
 from typing import Any, Iterable, Sequence
 
-from rich.console import Console
-from rich.table import Table
 
-# Piped output is read by people in logs and by grep: do not fold it at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 240)
+
+class _Console:
+    """rich's Console, made at first use: importing rich costs every command start-up, even those
+    that print nothing through it."""
+
+    def __init__(self) -> None:
+        self._console = None
+
+    def get(self):
+        if self._console is None:
+            from rich.console import Console
+            # Piped output is read by people in logs and by grep: do not fold it at 80 columns.
+            self._console = Console(width=None if sys.stdout.isatty() else 240)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.get(), name)
+
+
+console = _Console()
 
 
 def print_json(data: Any) -> None:
@@ -18,6 +34,7 @@ def print_json(data: Any) -> None:
 
 def print_table(rows: Iterable[dict], columns: Sequence[tuple[str, str]], title: str | None = None) -> None:
     """columns: (key in each row, header)."""
+    from rich.table import Table
     table = Table(title=title, header_style="bold")
     for _, header in columns:
         table.add_column(header, overflow="fold")

@@ -6,13 +6,10 @@ import time
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.client import CliError
 from cli.common import client_for, parse_size_option
 from cli.output import console, print_fields, print_json, print_page_note, print_table
-from services.indexing import names
-from shared.config import format_size
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -24,6 +21,7 @@ def api():
 
 
 def human(size: Optional[int]) -> str:
+    from shared.config import format_size
     return "" if size is None else format_size(size, exact=False)
 
 
@@ -62,9 +60,10 @@ def start(
 
 def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5) -> dict:
     client = api()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+    with Progress(*columns, console=console.get(), disable=quiet, transient=True) as progress:
         task = progress.add_task("scanning", total=None, detail="")
         while True:
             status = client.get(f"/preparation/{preparation_id}", limit=1)
@@ -144,7 +143,8 @@ def status(preparation_id: str = typer.Argument(..., metavar="ID"),
     if result.get("indexCid"):
         # What the owner publishes so that `singularity retrieve their.domain/path` finds this
         # dataset; it changes with the index CID (any change to the dataset's index).
-        result["dnslink"] = names.dnslink_record(result["indexCid"])
+        from services.indexing.names import dnslink_record
+        result["dnslink"] = dnslink_record(result["indexCid"])
     if json_:
         print_json(result)
     else:

@@ -10,19 +10,22 @@ from typing import List, Optional
 from urllib.parse import urlsplit
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from cli.client import CliError
 from cli.common import get_config
-from rich.console import Console
-
 from cli.output import print_json
-from services.indexing import discovery, model, names, retrieval, sources
 
-errors = Console(stderr=True)
+# The retrieval client (aiohttp, libipld) and rich are imported by the functions that use them, so
+# that every other command starts without them.
+
+
+def _errors():
+    from rich.console import Console
+    return Console(stderr=True)
 
 
 def _hosting() -> sources.Source:
+    from services.indexing import sources
     config = get_config()
     # Our own hosting service takes the owner's api_token everywhere, the hosting token for
     # content; provider endpoints (given with --from or discovered) never see either.
@@ -31,6 +34,7 @@ def _hosting() -> sources.Source:
 
 
 def _discovery() -> discovery.Discovery:
+    from services.indexing import discovery
     config = get_config()
     return discovery.Discovery(discovery.Settings(
         hosting=_hosting(), deal_making_service=config.connection.deal_making_service,
@@ -40,6 +44,7 @@ def _discovery() -> discovery.Discovery:
 
 
 def _sources(urls: list[str]) -> list[sources.Source]:
+    from services.indexing import sources
     config = get_config()
     own = config.connection.http_hosting_service.rstrip("/")
     token = config.connection.api_token or config.http_hosting_service.token
@@ -69,17 +74,19 @@ def _is_http_url(url: str) -> bool:
 def register(app: typer.Typer) -> None:
     @app.command("retrieve")
     def retrieve(
-        target: str = typer.Argument(..., help="DATASET_NAME[/path] or INDEX_CID[/path] (also /ipfs/INDEX_CID/path)."),
+        target: str = typer.Argument(..., help="NAME[/path]: an index CID, a dataset name, a DNSLink name or "
+                                     "/ipns/NAME (also /ipfs/INDEX_CID/path)."),
         output: Optional[str] = typer.Option(None, "--output", "-o", help="Folder to write into."),
         from_: Optional[List[str]] = typer.Option(None, "--from", help="Hosting service or storage-provider HTTP "
-                                                  "endpoint; repeat to fall back (default: [connection] "
-                                                  "http_hosting_service)."),
+                                                  "endpoint; repeat to fall back (default: found per piece: "
+                                                  "providers of our deals, IPNI, the hosting service)."),
         tar: Optional[str] = typer.Option(None, "--tar", help="Write a tar bundle to FILE, or '-' for stdout."),
         method: str = typer.Option("auto", "--method", help="piece (Range reads of /piece), car (trustless "
                                    "gateway CARs of /ipfs), block (/ipfs per block) or auto (piece, car, then block)."),
         json_: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Retrieve a file, folder or whole dataset, verifying every block against its CID."""
+        from services.indexing import retrieval
         if (output is None) == (tar is None):
             raise CliError("give exactly one of --output DIR or --tar FILE|-", exit_code=2)
         methods = {"auto": ("piece", "car", "block"), "piece": ("piece",), "car": ("car",),
@@ -96,19 +103,20 @@ def register(app: typer.Typer) -> None:
             summary = run(target, _sources(from_) if from_ else [], methods, output, tar, quiet=json_ or tar == "-",
                           finder=found, resolver=config.connection.dns_resolver,
                           ipfs_api=config.deal_preparation_service.ipfs_api)
-        except (retrieval.RetrievalError, names.ResolveError) as exc:
+        except retrieval.RetrievalError as exc:
             raise CliError(str(exc)) from None
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if json_:
             print_json(summary)
         elif tar != "-":
-            errors.print(f"{summary['fetched']} file(s) retrieved, {summary['skipped']} already complete -> "
+            _errors().print(f"{summary['fetched']} file(s) retrieved, {summary['skipped']} already complete -> "
                          f"{summary['output']}", highlight=False, markup=False)
 
 
 def _check_target(target: str) -> None:
     """The dataset name becomes the output folder's name: never '.' or '..'."""
+    from services.indexing import model, retrieval
     head, _ = retrieval.split_target(target)
     try:
         model.check_name(head)
@@ -119,6 +127,9 @@ def _check_target(target: str) -> None:
 def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,
         quiet: bool = True, finder: "discovery.Discovery | None" = None, resolver: str = "",
         ipfs_api: str = "") -> dict:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from services.indexing import names, retrieval
     ipns = target.strip().startswith(("/ipns/", "ipns://"))
     head, path = retrieval.split_target(target.strip().removeprefix("/ipns/").removeprefix("ipns://"))
     retriever = retrieval.Retriever(srcs, methods, finder)
@@ -128,7 +139,7 @@ def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], outpu
         index_cid = names.resolve(head, retriever.index_cid_of, resolver)
     plan = retriever.plan(index_cid, path, head)
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
-    with Progress(*columns, console=errors, disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
+    with Progress(*columns, console=_errors(), disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
         task = bar.add_task(plan.root_name, total=plan.total)
 
         def progress(n: int) -> None:
@@ -150,6 +161,7 @@ def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], outpu
 
 
 def _tar_file(retriever, plan, dest: Path, progress):
+    from services.indexing import retrieval
     dest.parent.mkdir(parents=True, exist_ok=True)
     retrieval.remove_stale_partials(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)

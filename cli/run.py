@@ -1,21 +1,21 @@
 """`singularity run`: start this host's modules in one process, on the embedded or a given database."""
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import signal
 from typing import List, Optional
 
+from typing import TYPE_CHECKING
+
 import typer
-from pymongo.errors import PyMongoError
 
 from cli.client import CliError
 from cli.common import get_config
-from shared import database, jobs, migrations
-from shared.config import Config
-from shared.embedded import EmbeddedDatabase, EmbeddedDatabaseError
-from shared.runtime import Runtime
+
+if TYPE_CHECKING:  # imported where used: every other command starts without pymongo and aiohttp
+    from shared.config import Config
+    from shared.embedded import EmbeddedDatabase
 
 log = logging.getLogger("singularity")
 
@@ -27,27 +27,31 @@ MODULES = {
     "tracking": ("deal_tracking_service", "services.tracking.service"),
     "hosting": ("http_hosting_service", "services.hosting.service"),
     "ranking": ("ranking_service", "services.ranking.service"),
+    "replication": ("replication_service", "services.replication.service"),
 }
-# Sections of the design that have no module in this version yet.
-NOT_BUILT = {"replication": "replication_service"}
 
 
 def select_modules(config: Config, names: list[str]) -> list[str]:
     modules = MODULES
     if not names:
-        for name, section in NOT_BUILT.items():
-            if getattr(config, section).enabled:
-                raise CliError(f"[{section}] enabled = true, but the {name} module is not part of this version", 2)
-        return [name for name, (section, _) in modules.items() if getattr(config, section).enabled]
-    if names == ["all"]:
-        return list(modules)
-    unknown = [n for n in names if n not in modules]
-    if unknown:
-        raise CliError(f"unknown module {unknown[0]!r}; choose from: {', '.join(modules)} or all", 2)
-    return list(dict.fromkeys(names))
+        chosen = [name for name, (section, _) in modules.items() if getattr(config, section).enabled]
+    elif names == ["all"]:
+        chosen = list(modules)
+    else:
+        unknown = [n for n in names if n not in modules]
+        if unknown:
+            raise CliError(f"unknown module {unknown[0]!r}; choose from: {', '.join(modules)} or all", 2)
+        chosen = list(dict.fromkeys(names))
+    if "replication" in chosen and "tracking" not in chosen and not config.deal_tracking_service.enabled:
+        # Replicas are counted from tracked deal states: without tracking, a slashed or never
+        # published deal would count for ever and nothing would be repaired.
+        raise CliError("replication needs deal tracking: set [deal_tracking_service] enabled = true "
+                       "(deal_tracking_service.enabled; tracking may run on another host of the suite)", 2)
+    return chosen
 
 
 def database_url(config: Config) -> str:
+    from shared import database
     if not config.database.enabled:
         return config.connection.database
     name = database.database_name(config.connection.database)
@@ -55,6 +59,7 @@ def database_url(config: Config) -> str:
 
 
 async def run_modules(config: Config, names: list[str], url: str, embedded: EmbeddedDatabase | None = None) -> None:
+    import asyncio
     # Supervised from the start: the database may die while the modules connect.
     supervisor = asyncio.create_task(embedded.supervise(), name="database") if embedded else None
     try:
@@ -66,6 +71,12 @@ async def run_modules(config: Config, names: list[str], url: str, embedded: Embe
 
 
 async def _run_modules(config: Config, names: list[str], url: str) -> None:
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from shared import database, jobs, migrations
+    from shared.runtime import Runtime
     try:
         runtime = await Runtime.connect(config, url)
     except PyMongoError as exc:
@@ -102,6 +113,9 @@ def register(app: typer.Typer) -> None:
     def run(modules: Optional[List[str]] = typer.Argument(None, help="Modules to start (default: those enabled "
             f"in config.toml): {', '.join(MODULES)} or all.")) -> None:
         """Start this host's modules (and the embedded database) until Ctrl-C."""
+        import asyncio
+
+        from shared.embedded import EmbeddedDatabase, EmbeddedDatabaseError
         config = get_config()
         names = select_modules(config, modules or [])
         if not names:

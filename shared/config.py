@@ -159,6 +159,8 @@ class DealMakingService:
     # A deal's keyPath must name a wallet key file inside this directory.
     key_dir: str = "./.singularity/keys"
     timeout: float = 120.0
+    # Boost client processes running at once (each deal runs one); further deals wait their turn.
+    max_concurrent: int = 8
 
 
 @dataclass
@@ -172,7 +174,28 @@ class ReplicationService:
     enabled: bool = False
     bind: str = "127.0.0.1"
     port: int = 3002
+    # Where providers download CARs: deals get <http_url_prefix>/<dataCid>.car unless a request
+    # gives its own urlTemplate. Empty: the hosting service's [connection] http_hosting_service.
     http_url_prefix: str = ""
+    # Seconds between two rounds of one request.
+    interval: float = 60.0
+    # Proposals of one round in flight at once (one at a time per provider).
+    concurrency: int = 4
+    # Defaults of a request's deal parameters.
+    verified: bool = True
+    duration: int = 535 * 2880  # epochs (535 days)
+    start_delay: int = 3 * 2880  # epochs between the proposal and the deal's start (72 h)
+    price: str = "0"  # attoFIL per epoch per GiB
+    keep_unsealed: bool = True
+    announce_to_ipni: bool = True
+    max_pending_per_provider: int = 50
+    deals_per_day: int = 1000
+    # A refused or failed proposal backs its provider (and that piece at it) off for backoff_base
+    # seconds, doubling at each further failure up to backoff_cap; a success resets it.
+    backoff_base: float = 30.0
+    backoff_cap: float = 6 * 3600.0
+    # A deal ending within this many days no longer counts as a replica: it is renewed in time.
+    renew_before: float = 30.0
 
 
 RANKING_SOURCES = ["lotus", "deals", "retrieval", "filrep", "datacapstats", "ipni"]
@@ -282,6 +305,13 @@ def _check(config: Config) -> None:
         ("deal_tracking_service.interval", config.deal_tracking_service.interval),
         ("ranking_service.refresh_interval", config.ranking_service.refresh_interval),
         ("ranking_service.timeout", config.ranking_service.timeout),
+        ("replication_service.interval", config.replication_service.interval),
+        ("replication_service.backoff_base", config.replication_service.backoff_base),
+        ("replication_service.backoff_cap", config.replication_service.backoff_cap),
+        ("replication_service.concurrency", config.replication_service.concurrency),
+        ("replication_service.max_pending_per_provider", config.replication_service.max_pending_per_provider),
+        ("replication_service.deals_per_day", config.replication_service.deals_per_day),
+        ("deal_making_service.max_concurrent", config.deal_making_service.max_concurrent),
     ):
         if value <= 0:
             raise ConfigError(f"{key}: must be positive")
@@ -293,6 +323,10 @@ def _check(config: Config) -> None:
         # and ",": a token holding either would reach providers mangled.
         raise ConfigError("http_hosting_service.token: use only letters, digits and . _ ~ + / - "
                           "(e.g. the output of `openssl rand -hex 32`)")
+    if config.replication_service.renew_before < 0:
+        raise ConfigError("replication_service.renew_before: must not be negative")
+    if config.replication_service.http_url_prefix and not re.match(r"^https?://[^/\s]+", config.replication_service.http_url_prefix):
+        raise ConfigError("replication_service.http_url_prefix: must be an http:// or https:// URL")
     ranking = config.ranking_service
     if ranking.retrieval_probes < 0:
         raise ConfigError("ranking_service.retrieval_probes: must not be negative")

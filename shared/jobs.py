@@ -21,9 +21,11 @@ from shared.models import Status
 log = logging.getLogger(__name__)
 
 
-async def claim(db: AsyncDatabase, collection: str, worker_id: str, sort: list | None = None) -> dict | None:
+async def claim(db: AsyncDatabase, collection: str, worker_id: str, sort: list | None = None,
+                when: dict | None = None) -> dict | None:
+    """when: what makes a job claimable besides having no worker (default: status active)."""
     job = await db[collection].find_one_and_update(
-        {"status": Status.ACTIVE.value, "workerId": None},
+        {**(when if when is not None else {"status": Status.ACTIVE.value}), "workerId": None},
         # attempts counts claims: more than one means the job was interrupted and taken up again.
         {"$set": {"workerId": worker_id, "claimedAt": models.now()}, "$inc": {"attempts": 1}},
         sort=sort or [("_id", 1)],

@@ -129,6 +129,19 @@ class LotusClient:
             raise LotusMalformed(f"StateLookupID: not an ID address: {result!r}")
         return result
 
+    async def verified_client_status(self, address: str) -> int | None:
+        """The DataCap (bytes) the verified registry grants `address`, or None when it has none."""
+        result = await self.call("StateVerifiedClientStatus", address, None)
+        if result is None:
+            return None
+        try:
+            value = int(result) if isinstance(result, (str, int)) and not isinstance(result, bool) else None
+        except ValueError:
+            value = None
+        if value is None or value < 0:
+            raise LotusMalformed(f"StateVerifiedClientStatus: not a byte count: {str(result)[:80]!r}")
+        return value
+
     async def market_deal(self, deal_id: int) -> dict | None:
         """One deal from market state, or None once it is gone (expired, slashed or never activated)."""
         try:

@@ -20,8 +20,11 @@ HEALTH = "HealthCheck"
 SCHEMA_VERSION = "SchemaVersion"
 SCHEMA_VERSION_ID = "schema"
 
+# Replication requests (services/replication): jobs a replicator claims for one round at a time.
+REPLICATION = "ReplicationRequest"
+
 # Every job collection a worker can claim from; the maintenance task releases them all.
-JOB_COLLECTIONS = (SCANNING, GENERATION)
+JOB_COLLECTIONS = (SCANNING, GENERATION, REPLICATION)
 
 
 class Status(StrEnum):
@@ -165,7 +168,7 @@ INDEX_BLOCKS = "IndexBlock"
 
 # Every collection holding documents of a preparation by its `preparationId`: removing the
 # preparation empties them all (its ScanningRequest goes first).
-OWNED_BY_PREPARATION = (GENERATION, GENERATION_FILES, SCAN_PROBLEMS, CAR_BLOCKS, INDEX_BLOCKS)
+OWNED_BY_PREPARATION = (GENERATION, GENERATION_FILES, SCAN_PROBLEMS, CAR_BLOCKS, INDEX_BLOCKS, REPLICATION)
 
 INDEXES += [
     (INDEX_BLOCKS, [("cid", 1)], {}),
@@ -216,3 +219,31 @@ INDEXES += [
     (GENERATION, [("status", 1), ("preparationId", 1), ("size", 1)], {}),
     (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
 ]
+
+# --- Replication (services/replication) ---
+# Exponential backoff after a refused or failed proposal: one document per provider (`_id` the
+# provider) and per (piece, provider) (`_id` "piece|provider"): {failures, until, error, updatedAt}.
+REPLICATION_BACKOFF = "ReplicationBackoff"
+# A short lease per piece, held while one replicator counts that piece's live deals and proposes
+# one more: `_id` the piece CID, {workerId, requestId, provider, at}. Inserting it is atomic, so
+# two replicators never both propose the last replica that maxReplicas allows.
+REPLICA_LOCK = "ReplicaLock"
+
+INDEXES += [
+    (REPLICATION, [("preparationId", 1)], {}),
+    (REPLICATION, [("state", 1), ("workerId", 1)], {}),
+    (DEAL_STATE, [("createdAt", 1)], {}),
+    (REPLICATION_BACKOFF, [("until", 1)], {}),
+]
+
+
+def replication_request(fields: dict) -> dict:
+    """fields: the checked request (services/replication/requests.py)."""
+    return {
+        "_id": new_id(), **fields,
+        "state": "active",  # what the user asked for: active or paused
+        "status": Status.ACTIVE.value,  # of the replication: active, completed or error
+        "workerId": None, "error": None, "createdAt": now(), "nextRoundAt": 0.0, "lastRoundAt": None,
+        # What the last round found, so lists cost no query per request.
+        "replicationFactor": 0.0, "replicationCompleted": 0, "replicationInProgress": 0, "replicationTotal": 0,
+    }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 
 from tests.conftest import free_port
+from tests.wait import BUDGET
 
 
 def write_config(tmp_path: Path, db_url: str, **sections: dict) -> Path:
@@ -21,7 +22,7 @@ def write_config(tmp_path: Path, db_url: str, **sections: dict) -> Path:
         "deal_preparation_service": {"port": free_port(), "worker_timeout": 2.0, "maintenance_interval": 0.2,
                                      "dataset_roots": [str(tmp_path)]},
         "deal_preparation_worker": {"out_dir": str(tmp_path / "cars"), "heartbeat_interval": 0.2,
-                                    "poll_interval": 0.05, "parallelism": 1},
+                                    "poll_interval": 0.05},
         "http_hosting_service": {"port": free_port(), "car_dir": str(tmp_path / "cars")},
         "deal_making_service": {"port": free_port()},
     }
@@ -71,7 +72,7 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGINT) -> None:
             process.wait()
 
 
-def wait_http(url: str, timeout: float = 20) -> None:
+def wait_http(url: str, timeout: float = BUDGET) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

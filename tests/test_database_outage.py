@@ -10,7 +10,7 @@ from aiohttp import web
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
 from services.indexing import indexer
-from services.preparation import maintenance
+from shared import maintenance
 from services.preparation.routes import routes as preparation_routes
 from shared import database, jobs, models
 from shared.api import create_app

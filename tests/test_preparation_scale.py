@@ -8,7 +8,6 @@ import socket
 
 import aiohttp
 import pytest
-from pymongo import monitoring
 
 from services.dealmaking.routes import routes as deal_routes
 from services.preparation import handlers, summaries
@@ -16,22 +15,9 @@ from services.preparation.routes import routes
 from shared import database, models
 from shared.api import create_app, serve
 from tests.conftest import free_port
+from tests.commands import Commands
 
 SMALL, BIG_CHUNKS = 1000, 10_000
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names: list[str] = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 def status_of(index: int) -> dict:

@@ -10,6 +10,7 @@ from services.worker.scanning import ScanRun
 from services.worker.walk import Problem, walk
 from shared import jobs, models
 from shared.api import create_app
+from tests.wait import wait_until
 from tests.scan_helpers import make_tree
 
 # A file name that is not UTF-8 (Latin-1 "é"), as old archives and other OSes leave them.
@@ -179,11 +180,14 @@ async def test_a_running_worker_removes_temporary_cars_that_age_while_it_runs(db
     from services.worker.worker import Worker
 
     monkeypatch.setattr(generation, "STALE_SWEEP_INTERVAL", 0.1)
+    sweeps = []
+    sweep = generation.remove_stale_temp_files
+    monkeypatch.setattr(generation, "remove_stale_temp_files", lambda *args: sweeps.append(sweep(*args)))
     out_dir = config.deal_preparation_worker.out_dir
     os.makedirs(out_dir)
     task = asyncio.create_task(Worker(db, config).run())
     try:
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: sweeps, what="the worker's sweep at start")
         # Left by a crash just before this worker started, so too young to remove then; later it
         # has aged past STALE_TEMP_AGE while the worker is still running.
         left = os.path.join(out_dir, ".pack-crashed.car.tmp")
@@ -191,11 +195,9 @@ async def test_a_running_worker_removes_temporary_cars_that_age_while_it_runs(db
             f.write(b"partial")
         aged = time.time() - 2 * generation.STALE_TEMP_AGE
         os.utime(left, (aged, aged))
-        for _ in range(50):
-            if not os.path.exists(left):
-                break
-            await asyncio.sleep(0.1)
-        assert not os.path.exists(left)
+        swept_before = len(sweeps)
+        await wait_until(lambda: not os.path.exists(left), what="the running worker to remove the old temporary CAR")
+        assert 1 in sweeps[swept_before:], "removed, but not by a later sweep of the worker"
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

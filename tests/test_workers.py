@@ -152,7 +152,7 @@ async def test_a_restarted_database_loses_no_work(tmp_path):
         await wait_for(some_chunks, interval=0.02)
         server.process.kill()  # the database dies mid-scan...
         server.process.wait()
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # the scenario: down for a while, with the suite still trying
         server = EmbeddedDatabase(str(tmp_path / "db"), port=port).start()  # ...and comes back
 
         async def done():

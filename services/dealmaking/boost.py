@@ -28,6 +28,9 @@ from shared.config import Config, Connection
 log = logging.getLogger(__name__)
 
 REJECTED_MARKER = "deal proposal rejected"
+# The provider already holds this exact proposal: an earlier attempt reached it but its answer was
+# lost. Probably accepted; tracking confirms it on chain. Sending it again would change nothing.
+IDENTICAL_MARKER = "deal proposal is identical"
 _MAX_MESSAGE = 2000
 
 
@@ -37,6 +40,10 @@ class BoostFailed(Exception):
 
 class BoostRejected(Exception):
     """The storage provider answered and said no: its reason."""
+
+
+class BoostIdentical(Exception):
+    """The provider already has this very proposal (its message)."""
 
 
 class BoostUnavailable(Exception):
@@ -188,6 +195,8 @@ async def send_deal(config: Config, proposal: Proposal) -> dict:
         # The repo's keystore holds the imported private key.
         shutil.rmtree(repo, ignore_errors=True)
     if result.returncode != 0:
+        if IDENTICAL_MARKER in _output(result, secrets).lower():
+            raise BoostIdentical(_message(result, secrets))
         reason = _rejection(result, secrets)
         if reason is not None:
             raise BoostRejected(reason)

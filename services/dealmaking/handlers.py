@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -27,6 +28,20 @@ class DealFailed(ApiError):
     status = 502
 
 
+# One bound per event loop (tests run several loops): [deal_making_service] max_concurrent boost
+# runs at once, so a burst of proposals (a replication round) cannot start hundreds of processes.
+_SLOTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _slots(limit: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _SLOTS.get(loop)
+    if slots is None or getattr(slots, "limit", None) != limit:
+        slots = _SLOTS[loop] = asyncio.Semaphore(limit)
+        slots.limit = limit  # type: ignore[attr-defined]
+    return slots
+
+
 def public(deal: dict) -> dict:
     out = {"id": deal["_id"], **{k: v for k, v in deal.items() if k != "_id"}}
     return out
@@ -39,7 +54,10 @@ def _answer(deal: dict, existing: bool) -> dict:
         raise DealRejected(f"deal proposal rejected: {deal.get('message')}", detail)
     if state == DealStatus.ERROR.value:
         raise DealFailed(f"deal proposal failed: {deal.get('message')}", detail)
-    return {"proposalCid": deal["proposalCid"], "id": deal["_id"], "state": state, "existing": existing}
+    answer = {"proposalCid": deal["proposalCid"], "id": deal["_id"], "state": state, "existing": existing}
+    if deal.get("identical"):
+        answer["identical"] = True
+    return answer
 
 
 async def make_deal(db: AsyncDatabase, config: Config, body: Body) -> dict:
@@ -103,13 +121,19 @@ async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> di
     try:
         # Inside the try: a failed insert must release the pending key like any other failure.
         await db[models.DEAL_STATE].insert_one(deal)
-        answer = await boost.send_deal(config, proposal)
+        async with _slots(config.deal_making_service.max_concurrent):
+            answer = await boost.send_deal(config, proposal)
         outcome = {"state": DealStatus.PROPOSED.value, "proposalCid": answer["dealUuid"],
                    "startEpoch": answer.get("startEpoch", proposal.start_epoch),
                    "endEpoch": answer.get("endEpoch"),
                    "providerCollateral": answer.get("providerCollateral")}
         if outcome["endEpoch"] is None and outcome["startEpoch"] is not None:
             outcome["endEpoch"] = outcome["startEpoch"] + proposal.duration
+    except boost.BoostIdentical as exc:
+        # Counted as proposed (so it is neither re-sent nor replaced at once); tracking confirms it
+        # or, past its start epoch, it becomes proposal_expired like any unpublished proposal.
+        end = None if proposal.start_epoch is None else proposal.start_epoch + proposal.duration
+        outcome = {"state": DealStatus.PROPOSED.value, "identical": True, "message": str(exc), "endEpoch": end}
     except boost.BoostRejected as exc:
         outcome = {"state": DealStatus.REJECTED.value, "message": str(exc)}
     except boost.BoostFailed as exc:

@@ -7,9 +7,11 @@ IndexBlock.cid), then checks the owning preparations by _id in one query: never 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from services.hosting import paths
+from services.preparation.validation import inside_roots
 from shared import models
 
 # Copies of one CID looked at per request: the same bytes prepared in a few datasets.
@@ -32,12 +34,28 @@ async def chunks(db, field: str, cid: str) -> list[dict]:
     return await live(db, docs)
 
 
-async def car_file(db, car_dir: str, cid: str) -> Path | None:
+def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
+    """Where a completed chunk's CAR is: `<car_dir>/<dataCid>.car`, or for a CAR file imported by a
+    replication request the path it was registered with, served only while that path is still a
+    regular file inside deal_preparation_service.dataset_roots and no symlink leads elsewhere."""
+    imported = chunk.get("importedCar")
+    if not imported:
+        return paths.car_path(car_dir, chunk.get("dataCid") or "")
+    if not isinstance(imported, str) or os.path.realpath(imported) != imported or not inside_roots(imported, roots):
+        return None
+    return Path(imported) if os.path.isfile(imported) else None
+
+
+async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()) -> Path | None:
     """`<car_dir>/<cid>.car` when it is a completed chunk's CAR or the current index CAR of an
-    existing preparation."""
+    existing preparation (an imported CAR: its own path, see chunk_car)."""
     if paths.valid_cid(cid) is None:
         return None
-    if not await chunks(db, "dataCid", cid):
+    found = await chunks(db, "dataCid", cid)
+    for chunk in found:
+        if chunk.get("importedCar"):
+            return chunk_car(car_dir, list(roots), chunk)
+    if not found:
         # An index CAR's root block is the index CID itself.
         roots = await db[models.INDEX_BLOCKS].find({"cid": cid, "indexCid": cid}).limit(MAX_COPIES).to_list(None)
         if not await live(db, roots):

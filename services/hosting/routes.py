@@ -27,10 +27,14 @@ def _car_dir(request: web.Request) -> str:
     return request.app[CONFIG].http_hosting_service.car_dir
 
 
+def _roots(request: web.Request) -> list[str]:
+    return request.app[CONFIG].deal_preparation_service.dataset_roots
+
+
 @routes.get(r"/{cid:[a-z0-9]+}.car")
 async def car_file(request: web.Request) -> web.StreamResponse:
     data_cid = request.match_info["cid"]
-    path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid)
+    path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
     if path is None:
         raise NotFound("no such CAR file", data_cid)
     # The same range handling as /piece (a multi-range or malformed Range gets the whole file, not
@@ -45,7 +49,7 @@ async def piece_bytes(request: web.Request) -> web.StreamResponse:
     if paths.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
-        car = paths.car_path(_car_dir(request), gen.get("dataCid") or "")
+        car = catalog.chunk_car(_car_dir(request), _roots(request), gen)
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue
         return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),

@@ -1,8 +1,11 @@
 """Building a preparation's index from its completed chunks, and writing it as a CAR.
 
 Input: the GenerationRequest (one per chunk) and GenerationFile (one per file range) documents;
-each range's blocks are located in its chunk's CAR by walking the CAR's frames, so the index
-can tell a client which byte span of the piece to ask a storage provider for.
+each range's blocks are located in its chunk's CAR, so the index can tell a client which byte span
+of the piece to ask a storage provider for. Generation saves that span with the range's CID
+(`carOffset`, `carLength`); for ranges saved without it (by an older version), a range of one
+raw block is located through the block index (CarBlock, one query per chunk) and one of several
+blocks by reading its file nodes from the CAR.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from services.indexing import model
 from shared.ipld import carfile, pbnode
 from shared.ipld import car as carlib
 from shared.ipld import cid as cidlib
+from shared.ipld import varint
 
 
 class IndexBuildError(Exception):
@@ -87,15 +91,61 @@ class ChunkReader:
         return low, high - low
 
 
+class ChunkSpans:
+    """Spans of a chunk's file DAGs: as generation saved them, else raw blocks from the saved block
+    index (read at the first range that needs it) and DAGs of several blocks from the CAR (opened
+    at the first one)."""
+
+    def __init__(self, db, gen: dict, out_dir: str):
+        self.db = db
+        self.generation_id = gen["_id"]
+        self.car_path = gen.get("carPath") or os.path.join(out_dir, f"{gen['dataCid']}.car")
+        self.data_cid = gen["dataCid"]
+        self.frames: dict[bytes, tuple[int, int]] | None = None  # raw block CID -> (frame start, end)
+        self.reader: ChunkReader | None = None
+
+    async def span(self, doc: dict) -> tuple[int, int]:
+        if "carOffset" in doc and "carLength" in doc:
+            return int(doc["carOffset"]), int(doc["carLength"])
+        root = cidlib.from_str(doc["cid"])
+        if self.frames is None:
+            self.frames = await _raw_frames(self.db, self.generation_id)
+        frame = self.frames.get(root) if pbnode.codec_of(root) == cidlib.RAW else None
+        if frame is not None:
+            return frame[0], frame[1] - frame[0]
+        if self.reader is None:
+            self.reader = ChunkReader(self.car_path, self.data_cid)
+        return self.reader.span(root)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+async def _raw_frames(db, generation_id: str) -> dict[bytes, tuple[int, int]]:
+    from shared import models
+
+    frames = {}
+    # {"$eq": ...}: a bare value would make the embedded server scan the collection.
+    cursor = db[models.CAR_BLOCKS].find({"generationId": {"$eq": generation_id}},
+                                        {"_id": 0, "cid": 1, "offset": 1, "length": 1}, batch_size=10_000)
+    async for block in cursor:
+        cid = cidlib.from_str(block["cid"])
+        if pbnode.codec_of(cid) == cidlib.RAW:
+            offset, length = int(block["offset"]), int(block["length"])
+            frames[cid] = (offset - len(cid) - len(varint.encode(len(cid) + length)), offset + length)
+    return frames
+
+
 async def collect(db, preparation_id: str, generations: list[dict], out_dir: str) -> DirEntry:
     from shared import models
 
     root = DirEntry()
     for gen in generations:
-        car_path = gen.get("carPath") or os.path.join(out_dir, f"{gen['dataCid']}.car")
-        reader = ChunkReader(car_path, gen["dataCid"])
+        reader = ChunkSpans(db, gen, out_dir)
         try:
-            cursor = db[models.GENERATION_FILES].find({"generationId": gen["_id"]}).sort("order", 1)
+            cursor = db[models.GENERATION_FILES].find({"generationId": {"$eq": gen["_id"]}},
+                                                      batch_size=10_000).sort("order", 1)
             async for doc in cursor:
                 parts = _components(doc["relativePath"])
                 node = root
@@ -113,8 +163,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                     raise IndexBuildError(f"{doc['relativePath']} is both a file and a directory")
                 entry = node.files.setdefault(name, FileEntry(int(doc["size"]), _seconds(doc.get("mtime"))))
                 start, end = int(doc["start"]), int(doc["end"])
-                root_cid = cidlib.from_str(doc["cid"])
-                car_offset, car_length = reader.span(root_cid)
+                car_offset, car_length = await reader.span(doc)
                 entry.sources.append({
                     "cid": root_cid,
                     "selector": "/" + doc["relativePath"],

@@ -1,4 +1,4 @@
-from services.preparation import maintenance
+from shared import maintenance
 from services.preparation.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime, run_together

@@ -34,14 +34,16 @@ async def collect(db: AsyncDatabase, config: Config) -> dict:
     runs = [{**common(doc), "modules": doc.get("modules") or [], "database": doc.get("database")}
             for doc in beats if doc.get("kind") == "run"]
     # A record without a kind was written by a worker of schema version 0.
-    workers = {doc["_id"]: {"id": doc["_id"], **common(doc), "slots": doc.get("slots"), "jobs": []}
-               for doc in beats if doc.get("kind", "worker") == "worker"}
+    # Replicators claim jobs too (replication requests, one round at a time).
+    workers = {doc["_id"]: {"id": doc["_id"], **common(doc), "slots": doc.get("slots"), "jobs": [],
+                            **({"kind": "replicator"} if doc.get("kind") == "replicator" else {})}
+               for doc in beats if doc.get("kind", "worker") in ("worker", "replicator")}
     for collection in models.JOB_COLLECTIONS:
         cursor = db[collection].find({"status": models.Status.ACTIVE.value, "workerId": {"$in": list(workers)}},
                                      JOB_FIELDS).limit(MAX_JOBS)
         async for job in cursor:
             if job.get("workerId") in workers:
-                kind = "scan" if collection == models.SCANNING else "generation"
+                kind = {models.SCANNING: "scan", models.REPLICATION: "replication"}.get(collection, "generation")
                 workers[job["workerId"]]["jobs"].append({
                     "kind": kind, "id": job["_id"], "preparationId": job.get("preparationId", job["_id"]),
                     "name": job.get("name"), "index": job.get("index"), "claimedAt": job.get("claimedAt"),

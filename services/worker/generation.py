@@ -18,13 +18,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import jobs, metrics, models
 from shared.config import Config
+from shared.ipld import commp_threads as commp_threads_module
 from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, SourceUnreadable, pack_chunk
 from shared.models import Status
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between ownership checks and progress reports
-BATCH = 1000
+BATCH = 5000  # documents per bulk write
 # A temporary CAR is named for the worker writing it (`.pack-<workerId>-<random>.car.tmp`), so one
 # whose worker is no longer live is removed as soon as a worker starts or a chunk is retried. One
 # without an owner in its name (older versions) goes once untouched this long.
@@ -93,21 +94,30 @@ class Progress:
 def handler(config: Config):
     out_dir = os.path.abspath(config.deal_preparation_worker.out_dir)
     worker_timeout = config.deal_preparation_service.worker_timeout
+    threads = commp_threads(config.deal_preparation_worker.parallelism)
 
     async def generate(db: AsyncDatabase, job: dict, worker_id: str) -> None:
-        await GenerationRun(db, job, worker_id, out_dir, worker_timeout).run()
+        await GenerationRun(db, job, worker_id, out_dir, worker_timeout, threads).run()
 
     return generate
 
 
+def commp_threads(parallelism: int) -> int:
+    """commP threads per CAR: a pack keeps two cores busy (reading and hashing the CIDs, commP),
+    so each of `parallelism` packs gets the cores left beyond those for commP."""
+    return max(1, commp_threads_module.cores() // max(1, parallelism) - 1)
+
+
 class GenerationRun:
-    def __init__(self, db: AsyncDatabase, job: dict, worker_id: str, out_dir: str, worker_timeout: float = 30.0):
+    def __init__(self, db: AsyncDatabase, job: dict, worker_id: str, out_dir: str, worker_timeout: float = 30.0,
+                 commp_threads: int = 1):
         self.db = db
         self.job = job
         self.id = job["_id"]
         self.worker_id = worker_id
         self.out_dir = out_dir
         self.worker_timeout = worker_timeout  # after which a silent worker's temporary CAR is garbage
+        self.commp_threads = commp_threads
         self.stop = threading.Event()
         self.progress = Progress()
 
@@ -118,7 +128,7 @@ class GenerationRun:
             # file, up to a deal size, which nobody else would remove before a restart.
             await remove_orphan_temp_files(self.db, self.out_dir, self.worker_timeout)
         files = await self.db[models.GENERATION_FILES].find(
-            {"generationId": self.id}, {"cid": 0}).sort("order", 1).to_list(None)
+            {"generationId": {"$eq": self.id}}, {"cid": 0}, batch_size=10_000).sort("order", 1).to_list(None)
         empty_dirs = [f["relativePath"] for f in files if f.get("directory")]
         files = [f for f in files if not f.get("directory")]
         root = self.job["path"]
@@ -132,7 +142,7 @@ class GenerationRun:
             result = await asyncio.to_thread(
                 pack_chunk, entries, self.out_dir, min_piece_size=deal_size, empty_dirs=empty_dirs,
                 should_stop=self.stop.is_set, temp_prefix=temp_prefix(self.worker_id),
-                collect_blocks=True, progress=self.progress.add)
+                collect_blocks=True, progress=self.progress.add, commp_threads=self.commp_threads)
         except PackCancelled:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)
             return
@@ -187,8 +197,9 @@ class GenerationRun:
                                       for cid, offset, length in result.blocks[i:i + BATCH]], ordered=False)
         files = self.db[models.GENERATION_FILES]
         # By _id: the embedded server scans the collection for any other filter of an update.
-        updates = [UpdateOne({"_id": file_id}, {"$set": {"cid": cid}})
-                   for file_id, cid in zip(file_ids, result.entry_cids, strict=True)]
+        # With each file's CAR span, which the dataset index needs and would otherwise read back.
+        updates = [UpdateOne({"_id": file_id}, {"$set": {"cid": cid, "carOffset": span[0], "carLength": span[1]}})
+                   for file_id, cid, span in zip(file_ids, result.entry_cids, result.entry_spans, strict=True)]
         for i in range(0, len(updates), BATCH):
             await files.bulk_write(updates[i:i + BATCH], ordered=False)
         saved = await jobs.release(

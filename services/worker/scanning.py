@@ -26,7 +26,8 @@ from shared.models import Status
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # documents per insert_many, and walk entries per thread hop
+BATCH = 1000  # walk entries per thread hop
+INSERT_BATCH = 5000  # documents per insert_many: the embedded server stores bigger batches faster
 CHECK_INTERVAL = 2.0  # seconds between checks that the request is still ours
 
 
@@ -89,7 +90,8 @@ class ScanRun:
                                 "nodes alone would outgrow a piece (use a larger dealSize)")))
                         else:
                             self.place(placed)
-                await self.flush()
+                if len(self.file_docs) + len(self.problem_docs) >= INSERT_BATCH:
+                    await self.flush()
                 await self.check()
             if self.chunker.count:
                 await self.close_chunk()

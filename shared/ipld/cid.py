@@ -21,8 +21,14 @@ def make(codec: int, mh_code: int, digest: bytes) -> bytes:
     return b"\x01" + varint.encode(codec) + varint.encode(mh_code) + varint.encode(len(digest)) + digest
 
 
+_PREFIXES: dict[int, bytes] = {}  # codec -> the CID's bytes before a sha2-256 digest
+
+
 def of_block(codec: int, data) -> bytes:
-    return make(codec, SHA2_256, hashlib.sha256(data).digest())
+    prefix = _PREFIXES.get(codec)
+    if prefix is None:
+        prefix = _PREFIXES[codec] = make(codec, SHA2_256, bytes(32))[:-32]
+    return prefix + hashlib.sha256(data).digest()
 
 
 def raw(data) -> bytes:

@@ -30,6 +30,11 @@ class Piece(NamedTuple):
         return cidlib.to_str(cidlib.piece_cid_v1(self.root))
 
 
+def bare_hasher():
+    """The streaming tree alone: update(data), total, finish(min_level) -> (root, level, spine)."""
+    return commp_ref.Hasher() if _NativeHasher is None else _NativeHasher()
+
+
 def native_available() -> bool:
     return _NativeHasher is not None
 
@@ -51,6 +56,13 @@ class CommP:
     def __init__(self, pure: bool = False):
         self._h = commp_ref.Hasher() if pure or _NativeHasher is None else _NativeHasher()
         self._head = bytearray()
+
+    @classmethod
+    def over(cls, hasher, head: bytes) -> "CommP":
+        """A CommP around a bare hasher (see bare_hasher) that was fed a stream starting with head."""
+        c = cls.__new__(cls)
+        c._h, c._head = hasher, bytearray(head[:GROUP_IN])
+        return c
 
     @property
     def payload_size(self) -> int:

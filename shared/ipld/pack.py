@@ -6,6 +6,7 @@ two cores are busy. Memory is bounded by a small pool of chunk buffers that go b
 reader only once commP is done with them.
 """
 import errno
+import functools
 import math
 import os
 import queue
@@ -16,13 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import cid as cidlib
-from . import unixfs
+from . import unixfs, varint
 from .car import CarWriter
-from .commp import CommP, check_piece_size
+from .commp import CommP, check_piece_size, native_available
+from .commp_threads import SegmentedCommP
 from .commp_ref import GROUP_IN, padded_size
 from .dagpb import Link
 
 BUFFERS = 8
+FEED_BATCH = 1 << 20  # bytes of small blocks handed to the commP thread at once
 # Pieces are padded to 128/127 of the payload; a CAR also carries headers, so this is a floor.
 _FR32 = 128 / GROUP_IN
 
@@ -71,6 +74,8 @@ class PackResult:
     entry_cids: list[str]
     blocks: list[tuple[str, int, int]] | None = field(default=None, repr=False)
     direct_bytes: int = field(default=0, repr=False)  # CAR bytes written with O_DIRECT
+    # (CAR offset, length) of each entry's blocks, with collect_blocks (pack_chunk only)
+    entry_spans: list[tuple[int, int]] | None = field(default=None, repr=False)
 
 
 def as_entry(e: Any) -> PackEntry:
@@ -92,11 +97,15 @@ def as_entry(e: Any) -> PackEntry:
 class _CommPThread:
     """commP over everything the CAR writer writes, on its own thread, in write order."""
 
-    def __init__(self, chunk_size: int):
-        self.hasher = CommP()
+    def __init__(self, chunk_size: int, threads: int = 1):
+        # With cores to spare, this thread only hands segments of the stream to `threads` hashers.
+        self.segmented = threads > 1 and native_available()
+        self.hasher = SegmentedCommP(threads) if self.segmented else CommP()
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._pending: list = []
+        self._pending_bytes = 0
         for _ in range(BUFFERS):
             self._free.put(bytearray(chunk_size))
         self._thread = threading.Thread(target=self._run, name="commp", daemon=True)
@@ -105,7 +114,10 @@ class _CommPThread:
     def _run(self) -> None:
         while (item := self._work.get()) is not None:
             if isinstance(item, bytearray):  # a buffer whose bytes are all queued before it
-                self._free.put(item)
+                if self.segmented:
+                    self.hasher.release(functools.partial(self._free.put, item))
+                else:
+                    self._free.put(item)
             elif self._error is None:
                 try:
                     for part in item:
@@ -114,7 +126,17 @@ class _CommPThread:
                     self._error = exc
 
     def feed(self, parts: list) -> None:
-        self._work.put(parts)
+        # Small blocks are handed over a batch at a time: a queue hop (and a thread wake-up) per
+        # block of a small file costs more than hashing it.
+        self._pending += parts
+        self._pending_bytes += sum(len(p) for p in parts)
+        if self._pending_bytes >= FEED_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._work.put(self._pending)
+            self._pending, self._pending_bytes = [], 0
 
     def acquire(self) -> bytearray:
         if self._error is not None:
@@ -122,22 +144,33 @@ class _CommPThread:
         return self._free.get()
 
     def release(self, buf: bytearray) -> None:
+        self._flush()  # every part that views buf is queued before buf goes back
         self._work.put(buf)
 
     def close(self) -> None:
+        self._flush()
         self._work.put(None)
         self._thread.join()
+        if self.segmented:
+            self.segmented = False  # closed once, even when close() is called again after an error
+            self.hasher.close()
         if self._error is not None:
             raise self._error
 
 
 class _Packer:
-    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None):
+    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None,
+                 commp_threads: int = 1):
         self.chunk_size = chunk_size
+        self.dirs: list[tuple[str, int]] = []  # open directory fds beneath an entry root, see open_source
         self.should_stop = should_stop
         self.progress = progress
         self.blocks: list[tuple[str, int, int]] | None = [] if collect_blocks else None
-        self.commp = _CommPThread(chunk_size)
+        # With the block index, each entry's CAR span too (the frames of its DAG's blocks, from the
+        # first frame's start to the last one's end), so the dataset index needs no CAR read.
+        self.frames: dict[bytes, tuple[int, int]] | None = {} if collect_blocks else None
+        self.span: tuple | None = None  # of the entry being packed: () until its first block
+        self.commp = _CommPThread(chunk_size, commp_threads)
         try:
             self.car = CarWriter(fd, sink=self.commp.feed, staged=True)
         except BaseException:
@@ -148,12 +181,78 @@ class _Packer:
         if self.should_stop is not None and self.should_stop():
             raise PackCancelled()
         offset = self.car.put(cid, data)
+        if self.frames is not None:
+            if offset is not None:
+                frame = self.frames[cid] = (offset - len(cid) - len(varint.encode(len(cid) + len(data))),
+                                            offset + len(data))
+            else:  # a block written before: the file's span reaches back to it
+                frame = self.frames[cid]
+            if self.span is not None:
+                self.span = frame if not self.span else (min(self.span[0], frame[0]), max(self.span[1], frame[1]))
         if offset is not None and self.blocks is not None:
             self.blocks.append((cidlib.to_str(cid), offset, len(data)))
 
-    def file(self, e: PackEntry) -> Link:
+    def open_source(self, e: PackEntry) -> int:
+        """_source_fd(e), opening the directories beneath e.root once for all the files in them."""
+        if e.root is None:
+            return _source_fd(e)
         try:
-            with open(_source_fd(e), "rb", buffering=0) as f:
+            parts = e.relative_path.split("/")
+            if not self.dirs or self.dirs[0][0] != e.root:
+                self.close_dirs()
+                self.dirs.append((e.root, os.open(e.root, os.O_RDONLY | os.O_DIRECTORY)))
+            # dirs[i] holds the fd of parts[:i] (dirs[0]: the root): keep the shared prefix.
+            keep = 1
+            while keep < len(self.dirs) and keep <= len(parts) - 1 and self.dirs[keep][0] == parts[keep - 1]:
+                keep += 1
+            while len(self.dirs) > keep:
+                os.close(self.dirs.pop()[1])
+            for part in parts[len(self.dirs) - 1:-1]:
+                self.dirs.append((part, _open_beneath(e, part, self.dirs[-1][1], last=False)))
+            return _open_beneath(e, parts[-1], self.dirs[-1][1], last=True)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, SourceChanged):
+            raise
+        except OSError as exc:
+            raise SourceUnreadable(e.path, f"cannot be read: {exc.strerror or exc}") from exc
+
+    def close_dirs(self) -> None:
+        while self.dirs:
+            os.close(self.dirs.pop()[1])
+
+    def small_file(self, e: PackEntry) -> Link:
+        """A range of one block at most: one read into a block of its own, no buffer from the pool."""
+        try:
+            fd = self.open_source(e)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise SourceChanged(e.path, exc.strerror or "vanished") from exc
+        try:
+            _check(e, os.fstat(fd))
+            want = e.end - e.start
+            try:
+                data = os.pread(fd, want, e.start)
+                while 0 < len(data) < want:  # a short read, rare on regular files
+                    more = os.pread(fd, want - len(data), e.start + len(data))
+                    if not more:
+                        break
+                    data += more
+            except OSError as exc:
+                raise SourceUnreadable(e.path, f"cannot be read: {exc.strerror or exc}") from exc
+            if len(data) < want:
+                raise SourceChanged(e.path, "shorter than at scan time")
+            _check(e, os.fstat(fd))
+        finally:
+            os.close(fd)
+        cid = cidlib.raw(data)
+        self.emit(cid, data)
+        if self.progress is not None:
+            self.progress(want)
+        return Link(cid, want, want)  # what FileBuilder makes of a file of one block
+
+    def file(self, e: PackEntry) -> Link:
+        if e.end - e.start <= self.chunk_size:
+            return self.small_file(e)
+        try:
+            with open(self.open_source(e), "rb", buffering=0) as f:
                 _check(e, os.fstat(f.fileno()))
                 if hasattr(os, "posix_fadvise"):  # a larger readahead window; a hint only
                     os.posix_fadvise(f.fileno(), e.start, e.end - e.start, os.POSIX_FADV_SEQUENTIAL)
@@ -178,14 +277,18 @@ class _Packer:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise SourceChanged(e.path, exc.strerror or "vanished") from exc
 
-    def directory(self, tree: dict, cids: dict) -> Link:
+    def directory(self, tree: dict, cids: dict, spans: dict | None = None) -> Link:
         links = []
         for name, child in tree.items():
             if isinstance(child, dict):
-                link = self.directory(child, cids)
+                link = self.directory(child, cids, spans)
             else:
+                self.span = () if self.frames is not None else None
                 link = self.file(child[1])
                 cids[child[0]] = link.cid
+                if spans is not None and self.span is not None:
+                    spans[child[0]] = (self.span[0], self.span[1] - self.span[0])
+                self.span = None
             links.append((name.encode("utf-8", "surrogateescape"), link))
         return unixfs.directory(links, self.emit)
 
@@ -203,19 +306,23 @@ def _open_source(e: PackEntry) -> int:
     try:
         parts = e.relative_path.split("/")
         for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_NONBLOCK if last else os.O_DIRECTORY)
-            try:
-                child = os.open(part, flags, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (or a file) where we want none
-                    raise SourceChanged(e.path, "is now a symbolic link or not a directory (not followed)") from exc
-                raise
+            child = _open_beneath(e, part, fd, last=i == len(parts) - 1)
             os.close(fd)
             fd = child
         return fd
     except BaseException:
         os.close(fd)
+        raise
+
+
+def _open_beneath(e: PackEntry, part: str, dir_fd: int, last: bool) -> int:
+    """One component of e.relative_path in the directory dir_fd, never through a symbolic link."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+    try:
+        return os.open(part, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (or a file) where we want none
+            raise SourceChanged(e.path, "is now a symbolic link or not a directory (not followed)") from exc
         raise
 
 
@@ -273,7 +380,8 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
          build: Callable[[_Packer], Link], chunk_size: int, progress=None,
-         min_piece_size: int | None = None, temp_prefix: str = ".pack-") -> tuple[Link, PackResult]:
+         min_piece_size: int | None = None, temp_prefix: str = ".pack-", commp_threads: int = 1
+         ) -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
@@ -281,8 +389,11 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=temp_prefix, suffix=".car.tmp")
     packer = None
     try:
-        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress)
-        root = build(packer)
+        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress, commp_threads)
+        try:
+            root = build(packer)
+        finally:
+            packer.close_dirs()
         real_header = packer.car.finish(root.cid)
         packer.commp.close()
         if piece_size is None and min_piece_size and padded_size(packer.car.size) <= min_piece_size:
@@ -327,7 +438,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
                chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
                min_piece_size: int | None = None, empty_dirs: Iterable[str] = (),
-               temp_prefix: str = ".pack-") -> PackResult:
+               temp_prefix: str = ".pack-", commp_threads: int = 1) -> PackResult:
     """CAR of a directory holding every entry at its relative path, and the empty directories
     named in empty_dirs; see PackResult (entry_cids are those of the entries).
 
@@ -335,6 +446,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     it when the CAR fits and otherwise keeps the CAR's own piece size.
 
     progress(n) is called from the packing thread with each count of source bytes read.
+    commp_threads > 1 hashes commP on that many threads (for a host with cores to spare).
     The CAR is written as `<out_dir>/<temp_prefix>XXXXXXXX.car.tmp` until it is complete.
 
     Entries are dicts or objects with path, relative_path, start, end, size, mtime. The CAR is
@@ -343,10 +455,14 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     items = [as_entry(e) for e in entries]
     tree = _tree(items, empty_dirs)
     cids: dict[int, bytes] = {}
+    spans: dict[int, tuple[int, int]] = {}
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
-                     lambda p: p.directory(tree, cids), chunk_size, progress, min_piece_size, temp_prefix)
+                     lambda p: p.directory(tree, cids, spans), chunk_size, progress, min_piece_size, temp_prefix,
+                     commp_threads)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
+    if collect_blocks:
+        result.entry_spans = [spans[i] for i in range(len(items))]
     return result
 
 
@@ -381,6 +497,7 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
     """Regular files (as whole-file entries) and empty directories under root, not following links."""
     files: list[PackEntry] = []
     empty: list[str] = []
+    top = os.path.abspath(root)
 
     def walk(abs_dir: str, rel: str) -> None:
         with os.scandir(abs_dir) as it:
@@ -393,11 +510,10 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
                 kept += 1
             elif d.is_file(follow_symlinks=False):
                 st = d.stat(follow_symlinks=False)
-                files.append(PackEntry(os.path.abspath(d.path), child_rel, 0, st.st_size, st.st_size, st.st_mtime,
-                                       os.path.abspath(root)))
+                files.append(PackEntry(d.path, child_rel, 0, st.st_size, st.st_size, st.st_mtime, top))
                 kept += 1
         if not kept and rel:
             empty.append(rel)
 
-    walk(root, "")
+    walk(top, "")  # from the absolute root, so every DirEntry path is absolute too
     return files, empty

@@ -1,7 +1,12 @@
 """Unsigned LEB128 varints, as used by multiformats, protobuf and CAR framing."""
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
 def encode(n: int) -> bytes:
+    if 0 <= n < 0x80:  # most codes and lengths: one byte, without building it
+        return _SMALL[n]
     if n < 0:
         raise ValueError("varint must be non-negative")
     out = bytearray()

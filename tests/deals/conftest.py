@@ -11,11 +11,12 @@ import pytest
 
 from services.dealmaking.routes import routes
 from services.dealmaking.validation import encode_address
+from shared import models
 from shared.api import create_app
 
 from .fakes.lotus import FakeChain, FakeLotus
 
-FAKES = Path(__file__).parent / "fakes"
+FAKES = Path(__file__).resolve().parents[2] / "scripts" / "fakes"
 PIECE_CID = "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"
 DATA_CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 WALLET = encode_address(1, bytes(range(20)))
@@ -31,6 +32,11 @@ class FakeBoost:
         self.path.write_text(f"#!/bin/sh\nFAKE_BOOST_DIR='{directory}' exec '{sys.executable}' "
                              f"'{FAKES / 'boost.py'}' \"$@\"\n")
         self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR)
+
+    def deals(self) -> list[dict]:
+        """Every deal the fake was asked for: {time, provider, piece, outcome}."""
+        log = self.dir / "calls.jsonl"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def calls(self) -> list[list[str]]:
         log = self.dir / "argv.jsonl"
@@ -87,3 +93,23 @@ def proposal(key_file) -> dict:
         "url": "http://example.com/piece.car", "pieceSize": 2**35, "pieceCid": PIECE_CID,
         "dataCid": DATA_CID, "provider": PROVIDER, "carSize": 30 * 2**30,
     }
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+async def assert_sent(db, fake_boost, answer: dict, **stored) -> dict:
+    """The answer of an accepted POST /deal is what was stored, and boost was really asked for it:
+    the stored DealState is proposed under the proposal boost returned, holds `stored`, and the
+    last boost deal call named its provider, piece, data and wallet."""
+    assert answer["state"] == "proposed" and answer["proposalCid"], answer
+    deal = await db[models.DEAL_STATE].find_one({"_id": answer["id"]})
+    assert deal is not None, "no DealState for the answer"
+    assert (deal["state"], deal["proposalCid"]) == ("proposed", answer["proposalCid"])
+    assert {k: deal[k] for k in stored} == stored
+    argv = fake_boost.deal_calls()[-1]
+    assert (flag(argv, "--provider"), flag(argv, "--commp"), flag(argv, "--payload-cid"), flag(argv, "--wallet")) == \
+        (deal["provider"], deal["pieceCid"], deal["dataCid"], deal["client"])
+    assert flag(argv, "--piece-size") == str(deal["pieceSize"])
+    return deal

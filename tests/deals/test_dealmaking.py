@@ -10,7 +10,7 @@ import pytest
 from services.dealmaking.validation import encode_address
 from shared import models
 
-from .conftest import DATA_CID, PIECE_CID, PROVIDER, WALLET
+from .conftest import DATA_CID, PIECE_CID, PROVIDER, WALLET, assert_sent
 
 OTHER_PIECE = "baga6ea4seaqhf2ymr6ahkxe3i2txmnqbmltzyf65nwcdvq2hvwmcdaeljdt4ipq"
 
@@ -57,12 +57,15 @@ async def test_online_deal_runs_boost_and_records_proposed(api, db, fake_boost, 
     assert got["proposalCid"] == answer["proposalCid"] and "keyPath" not in got
 
 
-async def test_offline_deal_and_optional_flags(api, fake_boost, proposal):
+async def test_offline_deal_and_optional_flags(api, db, fake_boost, proposal):
     body = {**proposal, "verified": False, "duration": 1278 * 2880, "startEpoch": 200000, "price": "0",
             "keepUnsealed": False, "announceToIpni": False, "pieceSize": "32GiB"}
     del body["url"], body["carSize"]
     response = await api.post("/deal", json=body)
     assert response.status == 200, await response.text()
+    await assert_sent(db, fake_boost, await response.json(), offline=True, url=None, carSize=None, verified=False,
+                      duration=1278 * 2880, startEpoch=200000, endEpoch=200000 + 1278 * 2880, price="0",
+                      keepUnsealed=False, announceToIpni=False, pieceSize=2**35, client=WALLET)
     argv = fake_boost.deal_calls()[0]
     assert "offline-deal" in argv and "--http-url" not in argv and "--car-size" not in argv
     assert "--verified=false" in argv and "--remove-unsealed-copy" in argv and "--skip-ipni-announce" in argv
@@ -70,10 +73,12 @@ async def test_offline_deal_and_optional_flags(api, fake_boost, proposal):
     assert _flag(argv, "--storage-price") == "0" and _flag(argv, "--piece-size") == str(2**35)
 
 
-async def test_other_cli_options_are_split_into_argv(api, deal_config, fake_boost, proposal):
+async def test_other_cli_options_are_split_into_argv(api, db, deal_config, fake_boost, proposal):
     deal_config.deal_making_service.other_boost_client_cli_options = "--vv"
-    assert (await api.post("/deal", json=proposal)).status == 200
-    assert fake_boost.calls() and all(call[0] == "--vv" for call in fake_boost.calls())
+    response = await api.post("/deal", json=proposal)
+    assert response.status == 200, await response.text()
+    assert len(fake_boost.calls()) == 2 and all(call[0] == "--vv" for call in fake_boost.calls())
+    await assert_sent(db, fake_boost, await response.json(), offline=False, url=proposal["url"])
 
 
 async def test_rejection_is_recorded_with_the_providers_message(api, db, fake_boost, proposal):
@@ -112,15 +117,18 @@ async def test_missing_boost_is_503(api, deal_config, proposal, tmp_path):
     assert response.status == 503 and "cannot start" in (await response.json())["detail"]
 
 
-async def test_retry_while_pending_returns_the_existing_proposal(api, fake_boost, proposal):
+async def test_retry_while_pending_returns_the_existing_proposal(api, db, fake_boost, proposal):
     first = await (await api.post("/deal", json=proposal)).json()
+    await assert_sent(db, fake_boost, first, pieceCid=PIECE_CID)
     second = await api.post("/deal", json=proposal)
     assert second.status == 200
     again = await second.json()
     assert again["proposalCid"] == first["proposalCid"] and again["existing"] is True
-    assert len(fake_boost.deal_calls()) == 1
+    assert again["id"] == first["id"] and len(fake_boost.deal_calls()) == 1
+    assert await db[models.DEAL_STATE].count_documents({}) == 1
     other = await api.post("/deal", json={**proposal, "pieceCid": OTHER_PIECE})
     assert other.status == 200 and len(fake_boost.deal_calls()) == 2
+    await assert_sent(db, fake_boost, await other.json(), pieceCid=OTHER_PIECE)
 
 
 async def test_concurrent_requests_send_one_proposal(api, db, fake_boost, proposal):
@@ -141,6 +149,11 @@ async def test_stale_pending_key_of_a_crashed_sender_is_cleared(api, db, fake_bo
     response = await api.post("/deal", json=proposal)
     assert response.status == 200 and (await response.json())["existing"] is False
     assert (await db[models.DEAL_STATE].find_one({"_id": "crashed"}))["state"] == "error"
+    answer = await response.json()
+    assert answer["id"] != "crashed" and len(fake_boost.deal_calls()) == 1
+    await assert_sent(db, fake_boost, answer, pieceCid=PIECE_CID)
+    # The new proposal holds the key now: a retry gets it back instead of sending again.
+    assert (await db[models.DEAL_PENDING].find_one({"_id": f"{WALLET}|{PROVIDER}|{PIECE_CID}"}))["dealStateId"] == answer["id"]
 
 
 F3 = encode_address(3, bytes(range(48)))
@@ -201,9 +214,10 @@ async def test_bad_bodies_are_4xx_and_start_no_process(api, db, fake_boost, prop
     assert await db[models.DEAL_STATE].count_documents({}) == 0
 
 
-async def test_f3_wallet_is_accepted(api, fake_boost, proposal):
+async def test_f3_wallet_is_accepted(api, db, fake_boost, proposal):
     response = await api.post("/deal", json={**proposal, "wallet": F3})
     assert response.status == 200, await response.text()
+    await assert_sent(db, fake_boost, await response.json(), client=F3)
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b""])

@@ -12,7 +12,7 @@ from shared.lotus import LotusClient
 from services.tracking.tracker import Tracker
 from shared import models
 
-from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID
+from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID, assert_sent
 from .test_cli_deal import cli  # noqa: F401  (fixture)
 from .test_tracking import DAY, proposed, state_of
 
@@ -73,6 +73,8 @@ async def test_a_failed_insert_does_not_hold_the_pending_key(api, db, fake_boost
     # The next, valid request is sent at once instead of waiting for a holder that will never answer.
     response = await asyncio.wait_for(api.post("/deal", json=proposal), 10)
     assert response.status == 200, await response.text()
+    assert len(fake_boost.deal_calls()) == 1, "the request whose insert failed must not reach boost"
+    await assert_sent(db, fake_boost, await response.json(), pieceCid=PIECE_CID)
 
 
 async def test_oversized_key_file_is_refused_without_reading_it(api, db, fake_boost, proposal, key_file):
@@ -95,9 +97,13 @@ async def test_key_files_outside_key_dir_are_refused(api, db, fake_boost, propos
     assert fake_boost.calls() == [] and await db[models.DEAL_STATE].count_documents({}) == 0
 
 
-async def test_a_key_path_relative_to_key_dir_is_accepted(api, fake_boost, proposal, key_file):
+async def test_a_key_path_relative_to_key_dir_is_accepted(api, db, fake_boost, proposal, key_file):
     response = await api.post("/deal", json={**proposal, "keyPath": key_file.name})
     assert response.status == 200, await response.text()
+    # The fake boost refuses a deal unless the key it was given on stdin decoded: the file was found.
+    import_call, _ = fake_boost.calls()
+    assert import_call[-2:] == ["wallet", "import"]
+    await assert_sent(db, fake_boost, await response.json(), client=proposal["wallet"])
 
 
 # --- tracking ---

@@ -10,8 +10,9 @@ from services.dealmaking import service as dealmaking
 from services.tracking import service as tracking
 from shared import models
 from shared.runtime import Runtime
+from tests.wait import wait_until
 
-from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID
+from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID, assert_sent
 
 
 def free_port() -> int:
@@ -20,23 +21,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_dealmaking_module_serves_the_api(deal_config, db_url, fake_boost, proposal):
+async def test_dealmaking_module_serves_the_api(deal_config, db_url, db, fake_boost, proposal):
     deal_config.deal_making_service.port = free_port()
     runtime = await Runtime.connect(deal_config, db_url)
     task = asyncio.create_task(dealmaking.run(runtime))
     base = f"http://127.0.0.1:{deal_config.deal_making_service.port}"
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            async def post_once_listening():
                 try:
                     async with session.post(f"{base}/deal", json=proposal) as response:
-                        answer = await response.json()
-                        break
+                        return await response.json()
                 except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.02)
-            assert answer["state"] == "proposed"
+                    return None  # not listening yet
+            answer = await wait_until(post_once_listening, interval=0.02, what="the deal API to answer")
+            await assert_sent(db, fake_boost, answer, pieceCid=PIECE_CID, provider=PROVIDER)
             async with session.get(f"{base}/deals") as response:
-                assert (await response.json())["total"] == 1
+                assert [d["id"] for d in (await response.json())["deals"]] == [answer["id"]]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -52,19 +53,13 @@ async def test_tracking_module_updates_deals(deal_config, db_url, db, lotus):
     runtime = await Runtime.connect(deal_config, db_url)
     task = asyncio.create_task(tracking.run(runtime))
     try:
-        for _ in range(200):
+        async def deal_in(state):
             deal = await db[models.DEAL_STATE].find_one({"_id": "d1"})
-            if deal["state"] == "published":
-                break
-            await asyncio.sleep(0.02)
-        assert deal["state"] == "published" and deal["dealId"] == deal_id
+            return deal if deal["state"] == state else None
+        deal = await wait_until(lambda: deal_in("published"), interval=0.02, what="the deal to be published")
+        assert deal["dealId"] == deal_id
         lotus.chain.activate(deal_id)
-        for _ in range(200):
-            deal = await db[models.DEAL_STATE].find_one({"_id": "d1"})
-            if deal["state"] == "active":
-                break
-            await asyncio.sleep(0.02)
-        assert deal["state"] == "active"
+        await wait_until(lambda: deal_in("active"), interval=0.02, what="the deal to be active")
         assert (await db[models.DEAL_TRACKER].find_one({"_id": "tracker"}))["height"] == lotus.chain.height
     finally:
         task.cancel()

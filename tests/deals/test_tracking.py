@@ -11,6 +11,8 @@ from shared.lotus import LotusClient, LotusError, LotusMalformed, LotusUnauthori
 from services.tracking.tracker import Tracker
 from shared import models
 
+from tests.wait import wait_until
+
 from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID
 from .fakes.lotus import GENESIS
 
@@ -235,18 +237,15 @@ async def test_service_retries_with_backoff_and_recovers(db, lotus, tracker, cap
     chain.mode = "down"
     task = asyncio.create_task(tracking_service.track_forever(tracker, interval=0.2, backoff_base=0.02))
     try:
-        for _ in range(200):
-            if chain.calls.count("Filecoin.ChainHead") + len(caplog.records) >= 3:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: chain.calls.count("Filecoin.ChainHead") + len(caplog.records) >= 3, interval=0.01,
+                         what="rounds failing against the node that is down")
         assert (await state_of(db, local))["state"] == "proposed"
         assert "tracking round failed" in caplog.text
         chain.mode = None
-        for _ in range(300):
-            if (await state_of(db, local))["state"] == "published":
-                break
-            await asyncio.sleep(0.01)
-        assert (await state_of(db, local))["state"] == "published"
+
+        async def published():
+            return (await state_of(db, local))["state"] == "published"
+        await wait_until(published, interval=0.01, what="the deal to be published once the node is back")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

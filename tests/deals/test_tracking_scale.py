@@ -16,6 +16,8 @@ from shared.lotus import LotusClient
 from services.tracking.tracker import Tracker
 from shared import models
 
+from tests.wait import wait_until
+
 from .conftest import PROVIDER, WALLET, WALLET_ID
 
 SCRIPT = Path(__file__).parent / "fakes" / "tracker_process.py"
@@ -61,9 +63,20 @@ async def states(db) -> dict[str, str]:
     return {d["_id"]: d["state"] async for d in db[models.DEAL_STATE].find({}, {"state": 1})}
 
 
-async def run_process(db_url: str, lotus_url: str, rounds: int = 1) -> asyncio.subprocess.Process:
+# Holds argv[1] MB while it runs the rest of argv, then writes its own peak RSS (MB) as stderr's last line.
+BALLAST_PARENT = """import resource, subprocess, sys
+ballast = b"x" * (int(sys.argv[1]) << 20)
+code = subprocess.run(sys.argv[2:]).returncode
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+async def run_process(db_url: str, lotus_url: str, rounds: int = 1, parent_mb: int = 0
+                      ) -> asyncio.subprocess.Process:
+    parent = [sys.executable, "-c", BALLAST_PARENT, str(parent_mb)] if parent_mb else []
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), db_url, lotus_url, str(rounds), cwd=str(ROOT),
+        *parent, sys.executable, str(SCRIPT), db_url, lotus_url, str(rounds), cwd=str(ROOT),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
@@ -83,6 +96,38 @@ async def test_200k_market_deals_in_bounded_memory(db, db_url, lotus):
     assert report["maxrss_mb"] < 200, report
 
 
+async def test_tracker_memory_figure_is_its_own_not_its_parents(db, db_url, lotus):
+    """What the test above bounds is the tracker's memory: started by a process with a 300 MB peak
+    (pytest after other test files), a tracker doing a small round reports far less. ru_maxrss, the
+    figure used before, reported the parent's peak: the test above failed in long runs, passed alone."""
+    expected = await build_scenario(db, lotus.chain, 12)
+    process = await run_process(db_url, lotus.url, parent_mb=300)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    assert int(stderr.split()[-1]) >= 300  # the ballast was resident while the tracker ran
+    assert await states(db) == expected
+    report = json.loads(stdout)
+    assert report["maxrss_mb"] < 150, report
+
+
+async def test_market_state_is_read_no_faster_than_it_is_used(lotus):
+    """A tracker slowed down (a loaded machine) holds the node back instead of buffering the rest of
+    its answer, which is gigabytes on mainnet: the node gets only socket buffers ahead."""
+    chain = lotus.chain
+    chain.bulk = 200_000  # about 100 MB
+    everyone = {f"f0{900000 + i}" for i in range(1000)}  # every bulk deal is yielded
+    used = ahead = 0
+    async with aiohttp.ClientSession() as session:
+        async for _ in LotusClient(session, lotus.url).market_deals(everyone):
+            used += 1
+            ahead = max(ahead, chain.deals_sent - used)
+            if used % 1000 == 0:
+                await asyncio.sleep(0.01)  # the slow consumer; meanwhile the node writes what it may
+    assert used == 200_000
+    # About 14,000 (7 MB) measured; an answer read without back-pressure is 195,000 ahead.
+    assert ahead < 50_000, ahead
+
+
 @pytest.mark.parametrize("after_updates", [1, 40, 150])
 async def test_tracker_killed_mid_round_reaches_the_same_states(db, db_url, lotus, after_updates):
     chain = lotus.chain
@@ -91,11 +136,10 @@ async def test_tracker_killed_mid_round_reaches_the_same_states(db, db_url, lotu
     process = await run_process(db_url, lotus.url, rounds=1)
     try:
         # Kill -9 once the round has written some, not all, of its updates.
-        for _ in range(3000):
+        async def some_written():
             written = await db[models.DEAL_STATE].count_documents({"trackedHeight": HEIGHT})
-            if written >= after_updates or process.returncode is not None:
-                break
-            await asyncio.sleep(0.005)
+            return written >= after_updates or process.returncode is not None
+        await wait_until(some_written, interval=0.005, what=f"{after_updates} updates of the round")
         assert process.returncode is None, "the round ended before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
     finally:

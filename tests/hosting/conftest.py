@@ -7,7 +7,7 @@ import pytest
 
 from services.hosting.service import create
 from services.indexing.indexer import build_index
-from tests.hosting.fakes.prepared import prepare, write_tree
+from tests.pipeline import prepare, write_tree
 
 MiB = 1 << 20
 
@@ -23,19 +23,29 @@ def dataset_files() -> dict[str, bytes]:
         "d/e/f/deep.bin": rng.randbytes(2 * MiB + 1),
         "top.txt": b"top\n",
         "__type": b"a file named like a reserved key\n",
+        "c/empty.txt": b"",  # with the empty directory beside it, the first entries of a chunk
     }
+
+
+# Empty directories are entries of their chunk like empty files: one inside a folder with files,
+# one opening a chunk, and a nested one at the very end of the dataset.
+EMPTY_DIRS = ("a/b/nothing", "c/empty-dir", "zz/deeper/empty")
+DEAL = 2 * MiB
+# Chunks of 1 to 1.5 MiB of data: a/big.bin spans three of them, its middle filling one whole.
+MIN_CHUNK, MAX_CHUNK = MiB, MiB + MiB // 2
 
 
 @pytest.fixture
 def source_dir(tmp_path) -> Path:
     root = tmp_path / "dataset"
-    write_tree(root, dataset_files())
+    write_tree(root, dataset_files(), EMPTY_DIRS)
     return root
 
 
 @pytest.fixture
 async def prepared(db, config, source_dir):
-    return await prepare(db, config, source_dir, "demo", max_chunk=MiB + MiB // 2)
+    """The dataset scanned and packed by the real worker."""
+    return await prepare(db, config, source_dir, "demo", DEAL, MIN_CHUNK, MAX_CHUNK)
 
 
 @pytest.fixture

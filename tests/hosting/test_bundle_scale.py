@@ -6,29 +6,15 @@ import tarfile
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pymongo import monitoring
 
 from services.hosting.routes import routes
 from services.worker.generation import GenerationRun
 from services.worker.scanning import ScanRun
 from shared import database, jobs, models
 from shared.api import create_app
+from tests.commands import Commands
 
 FILES = 500
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names: list[str] = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.fixture

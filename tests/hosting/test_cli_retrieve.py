@@ -7,7 +7,8 @@ import json
 import sys
 import tarfile
 
-from tests.hosting.test_retrieve import FILES, tree_of
+from tests.hosting.test_retrieve import FILES
+from tests.pipeline import snapshot
 
 
 async def singularity(config_file, *args: str) -> tuple[int, bytes, bytes]:
@@ -24,13 +25,13 @@ def write_config(tmp_path, hosting: str):
     return path
 
 
-async def test_cli_output_json_and_tar_to_stdout(indexed, hosting, tmp_path):
+async def test_cli_output_json_and_tar_to_stdout(indexed, hosting, tmp_path, source_dir):
     config_file = write_config(tmp_path, hosting)
     code, out, err = await singularity(config_file, "retrieve", "demo/a", "--output", str(tmp_path / "o"), "--json")
     assert code == 0, err.decode()
     summary = json.loads(out)
     assert summary["indexCid"] == indexed[1] and summary["fetched"] == 3
-    assert tree_of(tmp_path / "o" / "a") == {k[2:]: v for k, v in FILES.items() if k.startswith("a/")}
+    assert snapshot(tmp_path / "o" / "a") == snapshot(source_dir / "a")
     code, out, err = await singularity(config_file, "retrieve", "demo/d", "--tar", "-")
     assert code == 0, err.decode()
     with tarfile.open(fileobj=io.BytesIO(out)) as tar:

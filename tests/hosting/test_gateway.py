@@ -198,10 +198,10 @@ async def test_paths_through_a_hamt_sharded_directory(db, config, tmp_path, aioh
     """A folder of more than 1000 entries is a HAMT in the chunk's DAG: a path through it goes
     by the name's hash, and the shard blocks on the way are sent first."""
     from services.hosting.service import create
-    from tests.hosting.fakes.prepared import prepare, write_tree
+    from tests.pipeline import prepare, write_tree
     files = {f"many/f{i:04d}.txt": f"file {i}\n".encode() for i in range(1100)}
     write_tree(tmp_path / "ds", files)
-    prepared = await prepare(db, config, tmp_path / "ds", "hamt", max_chunk=64 << 20)
+    prepared = await prepare(db, config, tmp_path / "ds", "hamt", 8 << 20, 1, 6 << 20)
     data_cid = prepared.chunks[0]["dataCid"]
     hosting = str((await aiohttp_server(create(config, db))).make_url("")).rstrip("/")
     for name in ("f0000.txt", "f0777.txt", "f1099.txt"):

@@ -2,7 +2,6 @@
 readiness rule, and best-effort pinning through kubo."""
 from __future__ import annotations
 
-import asyncio
 import os
 
 import libipld
@@ -13,9 +12,9 @@ from shared.ipld import carfile
 from shared import config as config_module
 from shared import models
 from shared.ipld import cid as cidlib
-from tests.hosting.conftest import MiB, dataset_files
+from tests.hosting.conftest import DEAL, MAX_CHUNK, MIN_CHUNK, MiB, dataset_files
 from tests.hosting.fakes.kubo import FakeKubo
-from tests.hosting.fakes.prepared import prepare
+from tests.pipeline import prepare, prepare_partly, run_worker_until_done
 
 
 def read_index(path: str) -> tuple[bytes, dict[bytes, dict]]:
@@ -84,10 +83,11 @@ def test_big_directory_is_split_below_the_block_limit(tmp_path):
 
 
 async def test_indexer_waits_for_every_chunk(db, config, source_dir):
-    prepared = await prepare(db, config, source_dir, "partial", max_chunk=MiB + MiB // 2, complete=False)
+    prepared = await prepare_partly(db, config, source_dir, "partial", DEAL, MIN_CHUNK, MAX_CHUNK, packed=1)
+    assert [c["status"] for c in prepared.chunks][:2] == ["completed", "active"]
     assert await indexer.build_index(db, config, prepared.id) is None
     assert await indexer.index_pending(db, config) == 0
-    await db[models.GENERATION].update_many({"preparationId": prepared.id}, {"$set": {"status": "completed"}})
+    await run_worker_until_done(db, config, [prepared.id])  # a worker packs the rest
     assert await indexer.index_pending(db, config) == 1
     prep = await db[models.SCANNING].find_one({"_id": prepared.id})
     assert prep["indexCid"] and "indexLease" not in prep
@@ -95,7 +95,7 @@ async def test_indexer_waits_for_every_chunk(db, config, source_dir):
 
 
 async def test_inconsistent_chunks_are_recorded_not_raised(db, config, source_dir):
-    prepared = await prepare(db, config, source_dir, "broken", max_chunk=MiB + MiB // 2)
+    prepared = await prepare(db, config, source_dir, "broken", DEAL, MIN_CHUNK, MAX_CHUNK)
     await db[models.GENERATION_FILES].delete_one({"relativePath": "a/big.bin", "start": 0})
     assert await indexer.index_pending(db, config) == 0
     prep = await db[models.SCANNING].find_one({"_id": prepared.id})
@@ -103,8 +103,8 @@ async def test_inconsistent_chunks_are_recorded_not_raised(db, config, source_di
 
 
 async def test_one_failing_preparation_does_not_stop_the_others(db, config, source_dir, monkeypatch):
-    first = await prepare(db, config, source_dir, "first", max_chunk=MiB + MiB // 2)
-    second = await prepare(db, config, source_dir, "second", max_chunk=MiB + MiB // 2)
+    first = await prepare(db, config, source_dir, "first", DEAL, MIN_CHUNK, MAX_CHUNK)
+    second = await prepare(db, config, source_dir, "second", DEAL, MIN_CHUNK, MAX_CHUNK)
     collect = builder.collect
 
     async def deep_tree_on_first(db_, preparation_id, *args):
@@ -119,16 +119,23 @@ async def test_one_failing_preparation_does_not_stop_the_others(db, config, sour
     assert (await db[models.SCANNING].find_one({"_id": second.id}))["indexCid"]
 
 
-async def test_names_with_backslashes_are_indexed_and_retrieved(db, config, tmp_path):
-    from services.indexing import retrieval  # noqa: F401  (the same name check guards writing)
+@pytest.mark.parametrize("methods", [("block",), ("piece",)])
+async def test_names_with_backslashes_are_indexed_and_retrieved(db, config, tmp_path, hosting, methods):
+    from tests.hosting.test_retrieve import run
+    from tests.pipeline import snapshot
 
     root = tmp_path / "ds"
     (root / "dir\\x").mkdir(parents=True)
     (root / "dir\\x" / "back\\slash.txt").write_bytes(b"kept")
-    prepared = await prepare(db, config, root, "backslash", max_chunk=MiB)
+    (root / "dir\\x" / "empty\\dir").mkdir()
+    prepared = await prepare(db, config, root, "backslash", MiB, MiB // 2, MiB // 2)
     index_cid = await indexer.build_index(db, config, prepared.id)
     assert index_cid
-    assert model.check_name("back\\slash.txt") == "back\\slash.txt"
+    # A backslash is an ordinary character in a name: never a separator, on either side.
+    summary = await run(f"{index_cid}/dir\\x", [hosting], methods, output=tmp_path / "out")
+    assert summary["type"] == "dir", summary
+    assert snapshot(tmp_path / "out" / "dir\\x") == snapshot(root / "dir\\x")
+    assert sorted(os.listdir(tmp_path / "out")) == ["dir\\x"]
 
 
 @pytest.fixture
@@ -167,9 +174,8 @@ async def test_kubo_failure_is_recorded_and_retried(db, config, prepared, kubo, 
     # Time passes: the retry becomes due. (The whole subdocument is replaced: the embedded test
     # server stores a datetime set through a dotted path as a string.)
     await db[models.SCANNING].update_one({"_id": prepared.id}, {"$set": {
-        "indexPin": {**prep["indexPin"], "nextAttempt": models.now()}}})
+        "indexPin": {**prep["indexPin"], "nextAttempt": models.now() - 1}}})
     kubo.fail_with = None
-    await asyncio.sleep(0.01)
     await indexer.index_pending(db, config)
     prep = await db[models.SCANNING].find_one({"_id": prepared.id})
     assert prep["indexPin"]["status"] == "pinned" and prep["indexPin"]["attempts"] == 2, prep["indexPin"]

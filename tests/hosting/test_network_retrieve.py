@@ -18,7 +18,7 @@ from services.indexing.sources import Source
 from shared import models
 from shared.multiaddr import encode
 from shared.runtime import Runtime
-from tests.deals.fakes.lotus import FakeChain, FakeLotus
+from scripts.fakes.lotus import FakeChain, FakeLotus
 from tests.hosting.conftest import dataset_files
 from tests.hosting.fakes.kubo import FakeKubo
 from tests.hosting.fakes.network import BITSWAP_METADATA, HTTP_METADATA, DnsServer, FakeIpni, FakeProvider

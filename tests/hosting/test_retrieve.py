@@ -14,13 +14,18 @@ from cli import retrieve as cli_retrieve
 from services.indexing import retrieval
 from services.indexing.sources import Source
 from shared import models
-from tests.hosting.conftest import dataset_files
+from shared.ipld import cid as cidlib
+from tests.hosting.conftest import EMPTY_DIRS, dataset_files
+from tests.ipld import ipld_testdata
+from tests.pipeline import snapshot
 
 FILES = dataset_files()
-FOLDERS = sorted({"/".join(p.split("/")[:i]) for p in FILES for i in range(1, p.count("/") + 1)})
+FOLDERS = sorted({"/".join(p.split("/")[:i]) for p in [*FILES, *(d + "/" for d in EMPTY_DIRS)]
+                  for i in range(1, p.count("/") + 1)})
 
 
 def tree_of(root: Path) -> dict[str, bytes]:
+    """The files under root with their bytes (snapshot() adds the directories)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
@@ -30,10 +35,35 @@ async def run(target, urls, methods, output=None, tar=None):
 
 
 async def test_files_split_across_chunks(indexed, db):
+    """The shape the real scanner gave the dataset, which the tests below rely on."""
     prepared, _ = indexed
     assert len(prepared.chunks) >= 5
     ranges = await db[models.GENERATION_FILES].count_documents({"relativePath": "a/big.bin"})
     assert ranges == 3
+    firsts = []
+    for chunk in prepared.chunks:
+        entries = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"]}).sort("order", 1).to_list(None)
+        firsts.append([(e["relativePath"], e.get("directory", False)) for e in entries[:2]])
+    # A chunk that opens with an empty directory and an empty file, and one that ends with one.
+    assert [("c/empty-dir", True), ("c/empty.txt", False)] in firsts
+    last = await db[models.GENERATION_FILES].find({"generationId": prepared.chunks[-1]["_id"]}).sort("order", -1).to_list(1)
+    assert (last[0]["relativePath"], last[0]["directory"]) == ("zz/deeper/empty", True)
+
+
+async def test_each_car_holds_exactly_its_chunk(indexed, db, source_dir):
+    """Read back with an independent CAR reader, every chunk's DAG is its ranges of the source files
+    and its empty directories, nothing more: what a provider's copy of one piece gives back."""
+    prepared, _ = indexed
+    for chunk in prepared.chunks:
+        with open(chunk["carPath"], "rb") as f:
+            roots, blocks = ipld_testdata.read_car(f.read())
+        assert roots == [cidlib.from_str(chunk["dataCid"])]
+        unpacked: dict = {}
+        ipld_testdata.unpack(roots[0], dict(blocks), unpacked)
+        entries = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"]}).to_list(None)
+        assert unpacked == {
+            e["relativePath"]: None if e.get("directory") else
+            (source_dir / e["relativePath"]).read_bytes()[e["start"]:e["end"]] for e in entries}, chunk["index"]
 
 
 @pytest.mark.parametrize("methods", [("block",), ("piece",), ("car",)])
@@ -48,19 +78,19 @@ async def test_every_file_byte_identical(indexed, hosting, tmp_path, methods):
 
 
 @pytest.mark.parametrize("methods", [("block",), ("piece",)])
-async def test_every_folder_and_whole_dataset(indexed, hosting, tmp_path, methods):
+async def test_every_folder_and_whole_dataset(indexed, hosting, tmp_path, methods, source_dir):
     prepared, index_cid = indexed
     for folder in FOLDERS:
         out = tmp_path / methods[0] / folder.replace("/", "_")
         await run(f"demo/{folder}", [hosting], methods, output=out)
         name = folder.rsplit("/", 1)[-1]
-        expected = {k[len(folder) + 1:]: v for k, v in FILES.items() if k.startswith(folder + "/")}
-        assert tree_of(out / name) == expected, folder
+        assert snapshot(out / name) == snapshot(source_dir / folder), folder
     out = tmp_path / methods[0] / "all"
     summary = await run("demo", [hosting], methods, output=out)
     assert summary["files"] == len(FILES) and summary["indexCid"] == index_cid
-    assert tree_of(out / "demo") == FILES
-    assert (out / "demo" / "a" / "b" / "empty").stat().st_size == 0
+    # Byte for byte the tree that was prepared: every file, empty ones, and empty directories.
+    assert snapshot(out / "demo") == snapshot(source_dir)
+    assert snapshot(source_dir)[0] == FILES and set(EMPTY_DIRS) <= set(snapshot(source_dir)[1])
 
 
 async def test_falls_back_to_the_next_source(indexed, hosting, tmp_path, unused_tcp_port):
@@ -74,13 +104,13 @@ async def test_falls_back_to_the_next_source(indexed, hosting, tmp_path, unused_
 async def test_resume_skips_verified_files_and_refetches_damaged_ones(indexed, hosting, tmp_path):
     _, index_cid = indexed
     first = await run("demo/c", [hosting], ("block",), output=tmp_path)
-    assert first["fetched"] == 2
+    assert first["fetched"] == 3  # dup.bin, mid.bin and the empty file
     damaged = tmp_path / "c" / "mid.bin"
     data = bytearray(damaged.read_bytes())
     data[MID] ^= 1  # same size, one bit off: only a hash can tell
     damaged.write_bytes(bytes(data))
     again = await run("demo/c", [hosting], ("block",), output=tmp_path)
-    assert (again["fetched"], again["skipped"]) == (1, 1)
+    assert (again["fetched"], again["skipped"]) == (1, 2)
     assert damaged.read_bytes() == FILES["c/mid.bin"]
 
 

@@ -14,7 +14,9 @@ from services.indexing import retrieval
 from shared import models
 from tests.hosting.test_cli_retrieve import singularity, write_config
 from tests.hosting.test_http_ranges import chunk, curl  # noqa: F401  (fixture)
-from tests.hosting.test_retrieve import FILES, run, tree_of
+from tests.hosting.test_retrieve import run
+from tests.pipeline import snapshot
+from tests.wait import wait_until
 
 
 async def test_piece_range_with_thousands_of_digits_is_not_a_500(hosting, chunk):  # noqa: F811
@@ -95,13 +97,13 @@ async def cutting_source(aiohttp_server, hosting):
     return str(server.make_url("")).rstrip("/")
 
 
-async def test_a_source_cutting_its_body_short_falls_back(indexed, hosting, cutting_source, tmp_path):
+async def test_a_source_cutting_its_body_short_falls_back(indexed, hosting, cutting_source, tmp_path, source_dir):
     prepared, index_cid = indexed
     with pytest.raises(retrieval.RetrievalError):
         await run(f"{index_cid}/c", [cutting_source], ("piece", "block"), output=tmp_path / "o1")
     summary = await run(f"{index_cid}/c", [cutting_source, hosting], ("piece", "block"), output=tmp_path / "o2")
-    assert summary["fetched"] == 2
-    assert tree_of(tmp_path / "o2" / "c") == {k[2:]: v for k, v in FILES.items() if k.startswith("c/")}
+    assert summary["fetched"] == 3
+    assert snapshot(tmp_path / "o2" / "c") == snapshot(source_dir / "c")
 
 
 @pytest.mark.parametrize("url", ["http://bad host", "http://[::1", "http://example.com:99999", "http://a\nb"])
@@ -138,11 +140,7 @@ async def test_sigterm_leaves_no_partial_file(indexed, slow_source, tmp_path):
         sys.executable, "-c", "from cli.main import main; main()", "--config", str(config_file),
         "retrieve", f"{index_cid}/a/big.bin", "-o", str(out), "--method", "block",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    for _ in range(200):  # until the temporary file exists
-        if out.exists() and os.listdir(out):
-            break
-        await asyncio.sleep(0.05)
-    assert out.exists() and os.listdir(out), "the retrieval never started writing"
+    await wait_until(lambda: out.exists() and os.listdir(out), what="the retrieval to start writing")
     proc.send_signal(signal.SIGTERM)
     _, err = await proc.communicate()
     assert proc.returncode != 0 and b"Traceback" not in err
@@ -156,8 +154,8 @@ async def test_partial_files_of_a_killed_retrieval_are_removed_on_resume(indexed
     stale = out / "c" / ".mid.bin.abcd1234.partial"  # what SIGKILL leaves behind mid-file
     stale.write_bytes(b"half")
     summary = await run(f"{index_cid}/c", [hosting], ("block",), output=out)
-    assert summary["skipped"] == 2
-    assert sorted(os.listdir(out / "c")) == ["dup.bin", "mid.bin"]
+    assert summary["skipped"] == 3
+    assert sorted(os.listdir(out / "c")) == ["dup.bin", "empty-dir", "empty.txt", "mid.bin"]
     tar_stale = tmp_path / ".c.tar.abcd1234.partial"
     tar_stale.write_bytes(b"half")
     await run(f"{index_cid}/c", [hosting], ("block",), tar=str(tmp_path / "c.tar"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from pymongo import monitoring
 
 from services.ranking.ranking import Ranking
 from services.ranking.routes import RANKING, routes
 from shared import criteria, database
 from shared.api import create_app
+from tests.commands import Commands
 
 KNOWN = {"filrep.success_rate": "number", "filrep.reachable": "bool", "filrep.region": "string",
          "deals.acceptance_rate": "number"}
@@ -108,20 +108,6 @@ BAD_CRITERIA = [
 
 def test_there_are_sixty_bad_criteria():
     assert len(BAD_CRITERIA) == 60
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names: list[str] = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 async def test_bad_criteria_get_400_and_never_reach_the_database(config, db_url, session, serve_app):

@@ -1,7 +1,10 @@
-"""A stand-in for the Boost client CLI (`boost`), run as a real executable by the tests.
+"""A stand-in for the Boost client CLI (`boost`), run as a real executable by the tests and by
+`make run REPLICATE=1` (`install(directory)` writes the executable).
 
-Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl and obeys
-$FAKE_BOOST_DIR/control.json: {"reject": reason} refuses the deal, {"fail": message} fails to send,
+Records every argv as a JSON line in $FAKE_BOOST_DIR/argv.jsonl (and each deal as {time, provider,
+piece, outcome} in calls.jsonl) and obeys $FAKE_BOOST_DIR/control.json, whose "providers" map
+overrides it per provider ({"providers": {"f01": {"reject": "no"}}}): {"reject": reason} refuses
+the deal, {"publish": true} puts accepted deals on the fake Lotus chain, {"identical": true} answers that the proposal is identical, {"fail": message} fails to send,
 {"sleep": seconds} hangs first, {"garbage": true} prints non-JSON, {"head": N} sets the chain
 head when FULLNODE_API_INFO is not given, {"download": true} fetches the deal's --http-url with its
 --http-headers as the provider would (recorded in downloads.jsonl).
@@ -15,7 +18,24 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-STATE = Path(os.environ["FAKE_BOOST_DIR"])
+STATE = Path(os.environ.get("FAKE_BOOST_DIR", "."))
+
+
+def install(directory: Path) -> Path:
+    """Write `<directory>/boost`, an executable running this fake with its state in `directory`."""
+    import stat
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "boost"
+    # exec, so that a timeout's kill reaches the Python process.
+    path.write_text(f"#!/bin/sh\nFAKE_BOOST_DIR='{directory}' exec '{sys.executable}' '{Path(__file__).resolve()}' \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def record(opts: dict, outcome: str) -> None:
+    with open(STATE / "calls.jsonl", "a") as f:
+        f.write(json.dumps({"time": time.time(), "provider": opts.get("provider"), "piece": opts.get("commp"),
+                            "outcome": outcome}) + "\n")
 
 
 def control() -> dict:
@@ -94,6 +114,17 @@ def download(url: str, headers: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def publish(answer: dict, opts: dict) -> None:
+    """Put the accepted deal on the fake Lotus chain (its Fake.PublishDeal method)."""
+    info = os.environ.get("FULLNODE_API_INFO", "")
+    address = info.split(":", 1)[1] if info and not info.startswith("http") else info
+    params = [opts["wallet"], opts["provider"], opts["commp"], answer["startEpoch"], answer["endEpoch"],
+              int(opts["piece-size"]), opts.get("verified", "true") == "true"]
+    body = json.dumps({"jsonrpc": "2.0", "method": "Fake.PublishDeal", "params": params, "id": 1}).encode()
+    request = urllib.request.Request(address + "/rpc/v1", data=body, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
 def main() -> None:
     argv = sys.argv[1:]
     with open(STATE / "argv.jsonl", "a") as f:
@@ -101,8 +132,6 @@ def main() -> None:
     with open(STATE / "pids", "a") as f:
         f.write(f"{os.getpid()}\n")
     ctl = control()
-    if ctl.get("sleep"):
-        time.sleep(ctl["sleep"])
     repo, as_json, i = None, False, 0
     while i < len(argv) and argv[i].startswith("--"):
         if argv[i] == "--repo":
@@ -132,6 +161,10 @@ def main() -> None:
     if not (repo / "keystore" / "wallet-default").exists():
         fail("ERROR: wallet not found in the repo keystore")
     opts = flags(rest)
+    ctl = {**ctl, **(ctl.get("providers") or {}).get(opts.get("provider"), {})}
+    if ctl.get("sleep"):
+        record(opts, "timeout")
+        time.sleep(ctl["sleep"])
     required = ["provider", "commp", "piece-size", "payload-cid", "wallet"]
     if command == ["deal"]:
         required += ["http-url", "car-size"]
@@ -144,14 +177,20 @@ def main() -> None:
     if headers and command != ["deal"]:
         fail("ERROR: flag provided but not defined: -http-headers")
     if ctl.get("fail"):
+        record(opts, "fail")
         fail(f"ERROR: {ctl['fail']}")
     if ctl.get("reject"):
+        record(opts, "reject")
         fail(f"ERROR: deal proposal rejected: {ctl['reject']}")
+    if ctl.get("identical"):
+        record(opts, "identical")
+        fail("ERROR: deal proposal is identical to an existing one")
     if ctl.get("garbage"):
         print("sent deal proposal\ndeal uuid: not-json")
         return
     if ctl.get("download") and command == ["deal"]:
         download(opts["http-url"], headers)
+    record(opts, "proposed")
     duration = int(opts.get("duration", 518400))
     start = int(opts["start-epoch"]) if "start-epoch" in opts else chain_head(ctl) + 5760
     answer = {
@@ -159,6 +198,8 @@ def main() -> None:
         "payloadCid": opts["payload-cid"], "commp": opts["commp"], "startEpoch": start,
         "endEpoch": start + duration, "providerCollateral": "0", "url": opts.get("http-url", ""),
     }
+    if ctl.get("publish"):
+        publish(answer, opts)
     if as_json:
         print(json.dumps(answer, indent=2))
     else:

@@ -1,4 +1,9 @@
-"""The periodic task that hands the jobs of workers whose health expired back to the pool."""
+"""The periodic task that hands the jobs of workers whose health expired back to the pool.
+
+It runs wherever claimed jobs run (beside the preparation service and beside each replicator),
+so a dead worker's jobs come back even where no preparation service is started. Several copies
+running against one database do no harm: each round only unassigns jobs of workers already gone.
+"""
 import asyncio
 import logging
 import time
