@@ -165,7 +165,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                 start, end = int(doc["start"]), int(doc["end"])
                 car_offset, car_length = await reader.span(doc)
                 entry.sources.append({
-                    "cid": root_cid,
+                    "cid": cidlib.from_str(doc["cid"]),  # a link: the index is one IPLD DAG
                     "selector": "/" + doc["relativePath"],
                     "offset": start,
                     "length": end - start,

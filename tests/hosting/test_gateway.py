@@ -201,7 +201,7 @@ async def test_paths_through_a_hamt_sharded_directory(db, config, tmp_path, aioh
     from tests.pipeline import prepare, write_tree
     files = {f"many/f{i:04d}.txt": f"file {i}\n".encode() for i in range(1100)}
     write_tree(tmp_path / "ds", files)
-    prepared = await prepare(db, config, tmp_path / "ds", "hamt", 8 << 20, 1, 6 << 20)
+    prepared = await prepare(db, config, tmp_path / "ds", "hamt", 8 << 20, 5 << 20, 6 << 20)
     data_cid = prepared.chunks[0]["dataCid"]
     hosting = str((await aiohttp_server(create(config, db))).make_url("")).rstrip("/")
     for name in ("f0000.txt", "f0777.txt", "f1099.txt"):

@@ -38,7 +38,7 @@ async def test_ipfs_car_unpacks_the_gateway_car(db, config, tmp_path, aiohttp_se
     from services.hosting.service import create
     root = tmp_path / "dataset"
     write_tree(root, files())
-    prepared = await prepare(db, config, root, "gateway", 8 << 20, 1, 6 << 20)
+    prepared = await prepare(db, config, root, "gateway", 8 << 20, 5 << 20, 6 << 20)
     assert len(prepared.chunks) == 1
     data_cid = prepared.chunks[0]["dataCid"]
     server = await aiohttp_server(create(config, db))
