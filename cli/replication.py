@@ -204,7 +204,7 @@ def wait_until_completed(client: ApiClient, request_id: str, quiet: bool, interv
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     columns = [TextColumn("replicating"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
                TextColumn("factor {task.fields[factor]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+    with Progress(*columns, console=console.get(), disable=quiet, transient=True) as progress:
         task = progress.add_task("", total=None, factor="0")
         while True:
             result = client.get(f"/replication/{request_id}")
