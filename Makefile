@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml setup.py $(wildcard shared/ipld/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The API client generator of tests/api: its command line pins an older typer than ours, and
+	# the tests use its library only, so it comes without its dependencies (listed in [test]).
+	$(BIN)/python -m pip install --quiet --no-deps openapi-python-client==0.29.1
 	touch $(STAMP)
 
 run: install
@@ -33,6 +36,7 @@ bench: install
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py
 	$(BIN)/python bench/retrieve.py
+	$(BIN)/python bench/schema.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .singularity

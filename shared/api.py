@@ -1,6 +1,7 @@
 """What every HTTP service shares: typed errors mapped to status codes in one place, the
 `{"error", "detail"}` body, the checks every request passes (browser origin and host, content
-type, tokens), request-body validation and serving."""
+type, tokens), reading the JSON body and serving. What each route accepts and answers is declared
+beside it (shared/operations.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ from aiohttp import hdrs, web, web_protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import metrics
-from shared.config import Config, parse_size
+from shared.config import Config
 from shared.database import SERVICE_SELECTION_TIMEOUT_MS, UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,10 @@ async def errors_middleware(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason, None)
+        response = error_response(exc.status, exc.reason, None)
+        if "Allow" in exc.headers:  # a 405 says which methods the path has
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except asyncio.CancelledError:
         raise
     except UNAVAILABLE as exc:
@@ -161,7 +165,9 @@ def browser_guard(config: Config):
             elif origin.lower() != own:
                 return error_response(403, "origin not allowed",
                                       {"origin": origin, "allow it with": "[connection] allowed_origins"})
-        if request.method in STATE_CHANGING and request.content_type != "application/json":
+        # A method or path that does not exist is answered as such (405 with Allow, 404): no handler runs.
+        if (request.method in STATE_CHANGING and request.match_info.http_exception is None
+                and request.content_type != "application/json"):
             return error_response(415, "Content-Type must be application/json",
                                   {"contentType": request.headers.get(hdrs.CONTENT_TYPE)})
         return await handler(request)
@@ -192,7 +198,8 @@ def cors_headers(config: Config):
 
 
 # For each request, the (config key, token) pairs of which one must be sent as a Bearer token;
-# none (or only empty tokens) means the request needs no token.
+# none (or only empty tokens) means the request needs no token. A policy reads only the request's
+# method and path, so the OpenAPI document can tell which tokens each operation takes.
 TokenPolicy = Callable[[web.Request], Iterable[tuple[str, str]]]
 
 
@@ -205,6 +212,8 @@ def api_token_policy(config: Config) -> TokenPolicy:
 def auth_middleware(policy: TokenPolicy):
     @web.middleware
     async def check(request: web.Request, handler):
+        if _is_public(request):
+            return await handler(request)
         accepted = [(key, token) for key, token in policy(request) if token]
         if accepted:
             given = request.headers.get(hdrs.AUTHORIZATION, "").encode()
@@ -218,13 +227,22 @@ def auth_middleware(policy: TokenPolicy):
     return check
 
 
+def _is_public(request: web.Request) -> bool:
+    declared = getattr(request.match_info.handler, "operation", None)
+    return declared is not None and declared.public
+
+
 def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableDef,
-               tokens: TokenPolicy | None = None, service: str = "api") -> web.Application:
+               tokens: TokenPolicy | None = None, service: str = "api", title: str = "Singularity") -> web.Application:
     """Every service's app: measured, errors mapped to JSON, requests a browser was tricked into
-    sending refused, and the tokens of `tokens` (default: connection.api_token) checked."""
+    sending refused, the tokens of `tokens` (default: connection.api_token) checked, and its
+    OpenAPI document at /openapi.json."""
+    from shared import openapi  # it imports the declarations, which import this module
+
+    policy = tokens or api_token_policy(config)
     # metrics.measure is outermost, so it sees the status every other middleware settled on.
     middlewares = [finish_writes_middleware, metrics.measure(service), errors_middleware, browser_guard(config),
-                   auth_middleware(tokens or api_token_policy(config))]
+                   auth_middleware(policy)]
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
     app.on_response_prepare.append(cors_headers(config))
     app[CONFIG] = config
@@ -233,6 +251,15 @@ def create_app(config: Config, db: AsyncDatabase | None, routes: web.RouteTableD
     # Behind the api_token like every route (the middlewares above apply to it).
     app.router.add_get("/metrics", metrics.scrape(db))
     app.add_routes(routes)
+    app.add_routes(openapi.routes)
+    app[openapi.TITLE] = title
+    app[openapi.POLICY] = policy
+    app[openapi.DOCUMENT] = {}
+
+    async def build_document(app: web.Application) -> None:  # once every route is added
+        app[openapi.DOCUMENT].update(openapi.document(app))
+
+    app.on_startup.append(build_document)
     return app
 
 
@@ -263,10 +290,15 @@ class _AppRunner(web.AppRunner):
         return server
 
 
+def app_runner(app: web.Application) -> web.AppRunner:
+    """The runner every service is served with (tests serve apps with it too)."""
+    # handler_cancellation: a client that goes away cancels its handler (see finish_writes_middleware).
+    return _AppRunner(app, access_log=None, handler_cancellation=True)
+
+
 async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve until cancelled, then close every connection and run the app's cleanups."""
-    # handler_cancellation: a client that goes away cancels its handler (see finish_writes_middleware).
-    runner = _AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = app_runner(app)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -276,7 +308,8 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-async def read_body(request: web.Request) -> "Body":
+async def read_body(request: web.Request) -> dict:
+    """The request's JSON object; its fields are checked by the route's declared body."""
     raw = await request.read()
     try:
         data = json.loads(raw or b"null")
@@ -286,99 +319,4 @@ async def read_body(request: web.Request) -> "Body":
         raise InvalidParameter("request body is not valid JSON", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise InvalidParameter("request body must be a JSON object")
-    return Body(data)
-
-
-class Body:
-    """A JSON object read field by field; each getter names the field in its error."""
-
-    def __init__(self, data: dict):
-        self.data = data
-
-    def only(self, *allowed: str) -> "Body":
-        unknown = sorted(set(self.data) - set(allowed))
-        if unknown:
-            raise InvalidParameter(f"unknown field: {unknown[0]}", {"allowed": list(allowed)})
-        return self
-
-    def _get(self, key: str, required: bool):
-        value = self.data.get(key)
-        if value is None and required:
-            raise InvalidParameter(f"missing field: {key}")
-        return value
-
-    def str(self, key: str, required: bool = True) -> str | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidParameter(f"{key} must be a non-empty string")
-        # JSON can carry lone surrogates ("\udcff") and NULs; neither can be stored (BSON strings
-        # are UTF-8) or used as a path, so they are bad input here rather than a 500 later.
-        if "\x00" in value or not _is_utf8(value):
-            raise InvalidParameter(f"{key} must be valid UTF-8 text without NUL characters")
-        return value
-
-    def int(self, key: str, required: bool = True, minimum: int | None = None) -> int | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidParameter(f"{key} must be an integer")
-        if minimum is not None and value < minimum:
-            raise InvalidParameter(f"{key} must be at least {minimum}")
-        return value
-
-    def bool(self, key: str, required: bool = True) -> bool | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise InvalidParameter(f"{key} must be true or false")
-        return value
-
-    def size(self, key: str, required: bool = True) -> int | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            raise InvalidParameter(f"{key}: {exc}") from None
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-# Offsets travel as 64-bit integers to the database: beyond this, pymongo cannot even encode them.
-MAX_OFFSET = 2**63 - 1
-
-
-def pagination(request: web.Request, default_limit: int = 100, max_limit: int = 10_000) -> tuple[int, int]:
-    """`?offset=&limit=` as two integers: a bad or out-of-range value is a 400 naming it."""
-    def number(name: str, default: int, maximum: int) -> int:
-        raw = request.query.get(name)
-        if raw is None:
-            return default
-        text = raw.strip()
-        # ASCII digits only: int() would also take "1_000" and digits of other scripts. A length
-        # check first, so a megabyte of digits is refused without being converted.
-        if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
-            raise InvalidParameter(f"{name} must not be negative", raw[:100])
-        if not (text.isascii() and text.isdigit()):
-            raise InvalidParameter(f"{name} must be an integer", raw[:100])
-        digits = text.lstrip("0") or "0"
-        if len(digits) > len(str(maximum)) or int(digits) > maximum:
-            raise InvalidParameter(f"{name} must be at most {maximum}", raw[:100])
-        return int(digits)
-
-    offset = number("offset", 0, MAX_OFFSET)
-    limit = number("limit", default_limit, max_limit)
-    if limit == 0:
-        raise InvalidParameter(f"limit must be between 1 and {max_limit}", limit)
-    return offset, limit
+    return data

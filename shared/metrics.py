@@ -137,7 +137,11 @@ class _Families:
 
 
 def scrape(db: AsyncDatabase | None):
-    async def handler(request: web.Request) -> web.Response:
+    from shared.operations import Content, operation  # they import shared.api, which imports this module
+
+    @operation("Prometheus metrics of this process, and gauges of the suite's stored state", tags=("operations",),
+               responses={200: Content("text/plain", "the Prometheus text exposition format", {"type": "string"})})
+    async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
         if db is not None:
             registry = CollectorRegistry(auto_describe=False)
@@ -145,4 +149,4 @@ def scrape(db: AsyncDatabase | None):
             body += generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    return handler
+    return metrics

@@ -12,7 +12,6 @@ from services.worker.generation import GenerationRun
 from services.worker.scanning import ScanRun
 from services.preparation import handlers
 from shared import jobs, models
-from shared.api import Body
 from shared.ipld import cid as cidlib
 from shared.ipld.commp_ref import commp_of_bytes
 from tests.scan_helpers import make_tree, write_random
@@ -94,7 +93,7 @@ async def test_a_changed_file_is_named_and_resume_retries(db, tmp_path):
     assert leftovers(tmp_path / "cars") == []
     target.write_bytes(original)
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    await handlers.set_state(db, preparation, Body({"state": "active"}))
+    await handlers.set_state(db, preparation, "active")
     await generate_all(db, tmp_path / "cars")
     assert (await db[models.GENERATION].find_one({"preparationId": preparation}))["status"] == "completed"
 
@@ -124,7 +123,7 @@ async def test_a_full_disk_is_an_error_and_resume_completes(db, tmp_path, small_
     assert chunk["status"] == "error" and "disk full" in chunk["error"]
     assert os.listdir(out_dir) == [], "the temporary CAR must be removed"
     grow()
-    await handlers.set_state(db, preparation, Body({"state": "active"}))
+    await handlers.set_state(db, preparation, "active")
     await generate_all(db, out_dir)
     chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
     assert chunk["status"] == "completed" and os.listdir(out_dir) == [f"{chunk['dataCid']}.car"]
@@ -147,7 +146,7 @@ async def test_pause_stops_a_car_in_progress_within_seconds(db, tmp_path, monkey
     async def pause_when_started():
         while run.progress.done == 0:
             await asyncio.sleep(0.01)
-        await handlers.set_state(db, preparation, Body({"state": "paused"}))
+        await handlers.set_state(db, preparation, "paused")
         return time.monotonic()
 
     paused_at, _ = await asyncio.gather(pause_when_started(), run.run())

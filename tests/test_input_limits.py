@@ -171,8 +171,7 @@ async def test_a_file_made_unreadable_after_the_scan_fails_its_chunk_naming_it(d
         # Fixed and resumed, the same worker packs the chunk.
         os.chmod(root / "locked.bin", 0o644)
         from services.preparation import handlers
-        from shared.api import Body
-        await handlers.set_state(db, scan["_id"], Body({"state": "active"}))
+        await handlers.set_state(db, scan["_id"], "active")
         chunk = await poll(db, scan["_id"], lambda c: c["status"] == "completed", log_path)
         assert chunk["error"] is None and chunk["pieceCid"]
     finally:

@@ -84,7 +84,6 @@ async def test_interrupted_scan_resumes_without_missing_or_duplicate_chunks(db, 
 
 async def test_pause_stops_at_a_checkpoint_and_resume_continues(db, tmp_path, monkeypatch):
     from services.preparation import handlers
-    from shared.api import Body
 
     monkeypatch.setattr(scanning, "CHECK_INTERVAL", 0)
     monkeypatch.setattr(scanning, "BATCH", 10)
@@ -96,14 +95,14 @@ async def test_pause_stops_at_a_checkpoint_and_resume_continues(db, tmp_path, mo
         async def close_chunk(self):
             await super().close_chunk()
             if self.index == 3:
-                await handlers.set_state(self.db, self.id, Body({"state": "paused"}))
+                await handlers.set_state(self.db, self.id, "paused")
 
     await claim_and_scan(db, "w1", PausedMidway)
     scan = await db[models.SCANNING].find_one({"_id": preparation})
     assert scan["status"] == "paused" and scan["workerId"] is None
     assert 3 <= scan["checkpoint"]["index"] < 10
     assert await jobs.claim(db, models.SCANNING, "w2") is None  # paused work is not claimable
-    await handlers.set_state(db, preparation, Body({"state": "active"}))
+    await handlers.set_state(db, preparation, "active")
     await claim_and_scan(db, "w2")
     assert await stored_chunks(db, preparation) == reference_chunks(tmp_path, MIN, MAX, deal_size=DEAL)
 

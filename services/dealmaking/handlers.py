@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.dealmaking import boost, pending
 from services.dealmaking import proposal as proposal_module
 from shared import database, metrics, models
-from shared.api import ApiError, Body, Conflict, InvalidParameter, NotFound, Unavailable
+from shared.api import ApiError, Conflict, NotFound, Unavailable
 from shared.config import Config
 from shared.models import DealStatus
 
@@ -60,7 +60,7 @@ def _answer(deal: dict, existing: bool) -> dict:
     return answer
 
 
-async def make_deal(db: AsyncDatabase, config: Config, body: Body) -> dict:
+async def make_deal(db: AsyncDatabase, config: Config, body: dict) -> dict:
     """POST /deal: send a proposal through boost, or return the one already pending for this piece."""
     proposal = proposal_module.parse(body, config.deal_making_service.key_dir)
     settings = config.deal_making_service
@@ -162,14 +162,10 @@ async def _finish(db: AsyncDatabase, deal_id: str, outcome: dict) -> dict:
 
 async def list_deals(db: AsyncDatabase, state: str | None, provider: str | None, piece: str | None,
                      client: str | None, offset: int, limit: int) -> dict:
-    """GET /deals"""
+    """GET /deals (the route's declaration has checked `state`)"""
     query: dict = {}
-    if state is not None:
-        if state not in {s.value for s in DealStatus}:
-            raise InvalidParameter(f"unknown state: {state}", {"allowed": [s.value for s in DealStatus]})
-        query["state"] = {"$eq": state}
     # {"$eq": v}: a bare value is "v or an array holding v" to the embedded server, which no index serves.
-    for field, value in (("provider", provider), ("pieceCid", piece), ("client", client)):
+    for field, value in (("state", state), ("provider", provider), ("pieceCid", piece), ("client", client)):
         if value is not None:
             query[field] = {"$eq": value}
     total = await database.count(db[models.DEAL_STATE], query)

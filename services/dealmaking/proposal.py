@@ -5,10 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.dealmaking import validation as v
-from shared.api import Body, InvalidParameter
-
-FIELDS = ("wallet", "keyPath", "verified", "url", "pieceSize", "pieceCid", "dataCid", "provider", "carSize",
-          "duration", "startEpoch", "price", "keepUnsealed", "announceToIpni")
+from shared.api import InvalidParameter
 
 
 @dataclass(frozen=True)
@@ -47,37 +44,31 @@ class Proposal:
         }
 
 
-def parse(body: Body, key_dir: str) -> Proposal:
-    body.only(*FIELDS)
-    wallet = v.wallet_address("wallet", body.str("wallet"))
-    provider = v.provider_address("provider", body.str("provider"))
-    piece_cid = v.piece_cid("pieceCid", body.str("pieceCid"))
-    data_cid = v.data_cid("dataCid", body.str("dataCid"))
-    piece_size = v.piece_size("pieceSize", body.size("pieceSize"))
-    url = body.str("url", required=False)
+def parse(body: dict, key_dir: str) -> Proposal:
+    """`body` has the shape of schemas.PROPOSAL (sizes in bytes, defaults filled in); here each
+    value's own rules, in the order the fields are listed there."""
+    wallet = v.wallet_address("wallet", body["wallet"])
+    provider = v.provider_address("provider", body["provider"])
+    piece_cid = v.piece_cid("pieceCid", body["pieceCid"])
+    data_cid = v.data_cid("dataCid", body["dataCid"])
+    piece_size = v.piece_size("pieceSize", body["pieceSize"])
+    url = body["url"]
     if url is not None:
         url = v.http_url("url", url)
-    car_size = body.size("carSize", required=False)
+    car_size = body["carSize"]
     if car_size is not None:
         car_size = v.car_size("carSize", car_size, piece_size)
     elif url is not None:
         # boost sizes the download by it and the provider checks the transfer against it.
         raise InvalidParameter("carSize is required for an online deal (one with a url)")
-    duration = body.int("duration", required=False)
-    duration = v.DEFAULT_DURATION if duration is None else v.duration("duration", duration)
-    start_epoch = body.int("startEpoch", required=False)
+    duration = v.duration("duration", body["duration"])
+    start_epoch = body["startEpoch"]
     if start_epoch is not None:
         start_epoch = v.start_epoch("startEpoch", start_epoch)
-    raw_price = body.data.get("price")
-    price = None if raw_price is None else v.price("price", raw_price)
-    verified = body.bool("verified", required=False)
-    keep_unsealed = body.bool("keepUnsealed", required=False)
-    announce = body.bool("announceToIpni", required=False)
-    key_path = v.key_path("keyPath", body.str("keyPath"), key_dir)
+    key_path = v.key_path("keyPath", body["keyPath"], key_dir)
     return Proposal(
-        wallet=wallet, key_path=key_path, verified=True if verified is None else verified, url=url,
-        piece_size=piece_size, piece_cid=piece_cid, data_cid=data_cid, provider=provider, car_size=car_size,
-        duration=duration, start_epoch=start_epoch, price=price,
-        keep_unsealed=True if keep_unsealed is None else keep_unsealed,
-        announce_to_ipni=True if announce is None else announce,
+        wallet=wallet, key_path=key_path, verified=body["verified"], url=url, piece_size=piece_size,
+        piece_cid=piece_cid, data_cid=data_cid, provider=provider, car_size=car_size,
+        duration=duration, start_epoch=start_epoch, price=body["price"],
+        keep_unsealed=body["keepUnsealed"], announce_to_ipni=body["announceToIpni"],
     )

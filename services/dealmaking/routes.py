@@ -4,25 +4,31 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.dealmaking import handlers
-from shared.api import CONFIG, DB, json_response, pagination, read_body
+from services.dealmaking import schemas as s
+from shared.api import CONFIG, DB, json_response
+from shared.operations import operation, page
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/deal")
-async def make_deal(request: web.Request) -> web.Response:
-    body = await read_body(request)
+@operation("Send a deal proposal through boost, or return the one pending for this client, provider and piece",
+           body=s.PROPOSAL, responses={200: s.PROPOSED},
+           errors={409: "an identical proposal is still being sent", 422: "the provider rejected the proposal",
+                   502: "boost failed", 503: "boost cannot be run"})
+async def make_deal(request: web.Request, body: dict) -> web.Response:
     return json_response(await handlers.make_deal(request.app[DB], request.app[CONFIG], body))
 
 
 @routes.get("/deals")
-async def list_deals(request: web.Request) -> web.Response:
-    offset, limit = pagination(request)
-    q = request.query
-    return json_response(await handlers.list_deals(
-        request.app[DB], q.get("state"), q.get("provider"), q.get("piece"), q.get("client"), offset, limit))
+@operation("Deals, filtered and paged, in creation order", query={**s.DEAL_FILTERS, **page()},
+           responses={200: s.DEALS})
+async def list_deals(request: web.Request, state: str | None, provider: str | None, piece: str | None,
+                     client: str | None, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.list_deals(request.app[DB], state, provider, piece, client, offset, limit))
 
 
 @routes.get("/deal/{id}")
-async def get_deal(request: web.Request) -> web.Response:
-    return json_response(await handlers.get_deal(request.app[DB], request.match_info["id"]))
+@operation("One deal and its tracked state", path={"id": s.ID}, responses={200: s.DEAL}, errors={404: "no such deal"})
+async def get_deal(request: web.Request, id: str) -> web.Response:
+    return json_response(await handlers.get_deal(request.app[DB], id))

@@ -7,9 +7,11 @@ from services.dealmaking.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime
 
+TITLE = "Singularity deal making service"
+
 
 def make_app(runtime: Runtime) -> web.Application:
-    return create_app(runtime.config, runtime.db, routes, service="dealmaking")
+    return create_app(runtime.config, runtime.db, routes, service="dealmaking", title=TITLE)
 
 
 async def run(runtime: Runtime) -> None:

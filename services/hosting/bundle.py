@@ -120,7 +120,8 @@ def safe_filename(name: str | None, default: str) -> str:
     return posixpath.basename(name.replace("\\", "/")) or default
 
 
-async def serve(request: web.Request, db, car_dir: str, key: str, path: str) -> web.StreamResponse:
+async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
+                filename: str | None = None) -> web.StreamResponse:
     prep = await find_preparation(db, key)
     path = clean_path(path)
     listed = await members(db, prep, path)
@@ -136,7 +137,7 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str) -> 
                     raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
                 on_host.add(gen["_id"])
     total = sum(tarformat.member_length(m.name, m.size, m.mtime, m.directory) for m in listed) + len(tarformat.END)
-    filename = safe_filename(request.query.get("filename"), posixpath.basename(path) or prep["name"])
+    filename = safe_filename(filename, posixpath.basename(path) or prep["name"])
     response = web.StreamResponse(headers={
         "Content-Type": "application/x-tar",
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",

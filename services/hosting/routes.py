@@ -15,7 +15,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.hosting import blocks, bundle, catalog, paths, piece, trustless
+from services.hosting import schemas as s
 from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
+from shared.operations import Content, Empty, operation
+from shared.schema import Text
 
 routes = web.RouteTableDef()
 
@@ -32,8 +35,10 @@ def _roots(request: web.Request) -> list[str]:
 
 
 @routes.get(r"/{cid:[a-z0-9]+}.car")
-async def car_file(request: web.Request) -> web.StreamResponse:
-    data_cid = request.match_info["cid"]
+@operation("A CAR file", path={"cid": s.DATA_CID}, headers=s.RANGE_HEADERS, head=True,
+           responses=s.file_answers(CAR_TYPE, "the CAR file"), errors=s.RANGE_ERRORS)
+async def car_file(request: web.Request, cid: str) -> web.StreamResponse:
+    data_cid = cid
     path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
     if path is None:
         raise NotFound("no such CAR file", data_cid)
@@ -44,8 +49,11 @@ async def car_file(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/piece/{cid}")
-async def piece_bytes(request: web.Request) -> web.StreamResponse:
-    piece_cid = request.match_info["cid"]
+@operation("A piece: the CAR, then zeros up to the unpadded piece size", path={"cid": s.CID},
+           headers=s.RANGE_HEADERS, head=True, responses=s.file_answers(piece.PIECE_TYPE, "the piece"),
+           errors=s.RANGE_ERRORS)
+async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
+    piece_cid = cid
     if paths.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
@@ -59,17 +67,27 @@ async def piece_bytes(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/ipfs/{cid}")
 @routes.get("/ipfs/{cid}/{path:.*}")
-async def ipfs_content(request: web.Request) -> web.StreamResponse:
-    cid = request.match_info["cid"]
-    path = request.match_info.get("path", "")
+@operation("A block, or a CAR of a path (trustless gateway)", path={"cid": s.CID, "path": s.DATASET_PATH},
+           query={"format": Text("raw (one block) or car (the blocks of a path, see dag-scope)"),
+                  "dag-scope": Text("car: block, entity or all (the default)"),
+                  "entity-bytes": Text("car: from:to, the bytes of a file whose blocks to send (to may be *)")},
+           headers={"Accept": Text("application/vnd.ipld.raw or application/vnd.ipld.car stand for ?format="),
+                    "If-None-Match": s.RANGE_HEADERS["If-None-Match"]}, head=True,
+           responses={200: Content((RAW_TYPE, trustless.CAR_CONTENT_TYPE), "the block's bytes, or a CARv1 "
+                                   "in depth-first order without duplicates"),
+                      304: Empty("the client's copy is current")},
+           errors={400: "a bad CID, dag-scope or entity-bytes, or a path with format=raw",
+                   404: "no such block or path on this host", 406: "a format other than raw or car"})
+async def ipfs_content(request: web.Request, cid: str, path: str = "", format: str | None = None,
+                       **car: str | None) -> web.StreamResponse:
     fmt = trustless.wanted_format(request)
     if fmt == "car":
-        return await trustless.serve_car(request, request.app[DB], _car_dir(request), cid, path)
+        return await trustless.serve_car(request, request.app[DB], _car_dir(request), cid, path or "")
     if fmt != "raw":
         # Only verifiable responses are offered; a gateway answers 406 for what it cannot produce.
         return web.json_response({"error": "unsupported format: ask for ?format=raw or ?format=car "
                                   "(Accept: application/vnd.ipld.raw or application/vnd.ipld.car)",
-                                  "detail": request.query.get("format")}, status=406)
+                                  "detail": format}, status=406)
     if path:
         raise InvalidParameter("a raw block is addressed by its CID alone, without a path", path)
     data = await blocks.find_block(request.app[DB], _car_dir(request), cid)
@@ -84,8 +102,10 @@ async def ipfs_content(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/index/{key}")
-async def index_of(request: web.Request) -> web.Response:
-    prep = await bundle.find_preparation(request.app[DB], request.match_info["key"])
+@operation("The root of a prepared dataset's index", path={"key": s.PREPARATION}, responses={200: s.INDEX},
+           errors={404: "no such preparation, or no index yet"})
+async def index_of(request: web.Request, key: str) -> web.Response:
+    prep = await bundle.find_preparation(request.app[DB], key)
     if not prep.get("indexCid"):
         raise NotFound("this preparation has no index yet", {"status": prep.get("status"),
                                                               "indexError": prep.get("indexError")})
@@ -95,6 +115,10 @@ async def index_of(request: web.Request) -> web.Response:
 
 @routes.get("/bundle/{key}")
 @routes.get("/bundle/{key}/{path:.*}")
-async def bundle_tar(request: web.Request) -> web.StreamResponse:
-    return await bundle.serve(request, request.app[DB], _car_dir(request), request.match_info["key"],
-                              request.match_info.get("path", ""))
+@operation("A tar of a dataset, or of a folder or file in it, assembled from the CARs as it streams",
+           path={"key": s.PREPARATION, "path": s.DATASET_PATH},
+           query={"filename": Text("the download's name (.tar is added)")}, head=True,
+           responses={200: Content("application/x-tar", "the tar")},
+           errors={404: "no such preparation or path, or a chunk of it not prepared or not on this host"})
+async def bundle_tar(request: web.Request, key: str, filename: str | None, path: str = "") -> web.StreamResponse:
+    return await bundle.serve(request, request.app[DB], _car_dir(request), key, path, filename)

@@ -3,9 +3,11 @@ from services.hosting.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime
 
+TITLE = "Singularity HTTP hosting service"
+
 
 def create(config, db):
-    return create_app(config, db, routes, tokens=access.policy(config), service="hosting")
+    return create_app(config, db, routes, tokens=access.policy(config), service="hosting", title=TITLE)
 
 
 def app(runtime: Runtime):

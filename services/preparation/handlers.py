@@ -11,14 +11,12 @@ from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
 from services.preparation import summaries
 from shared import database, models
-from shared.api import Body, Duplicate, InvalidParameter, NotFound
+from shared.api import Duplicate, NotFound
 from shared.config import Config
 from shared.models import Status
 
-STATES = ("active", "paused", "removed")
 
-
-async def create(db: AsyncDatabase, config: Config, body: Body) -> dict:
+async def create(db: AsyncDatabase, config: Config, body: dict) -> dict:
     settings = config.deal_preparation_service
     request = new_preparation(body, settings.default_deal_size, settings.dataset_roots)
     doc = models.scanning_request(request.name, request.path, request.deal_size, request.min_size, request.max_size)
@@ -29,11 +27,8 @@ async def create(db: AsyncDatabase, config: Config, body: Body) -> dict:
     return {"id": doc["_id"]}
 
 
-async def set_state(db: AsyncDatabase, preparation_id: str, body: Body) -> dict:
-    body.only("state")
-    state = body.str("state")
-    if state not in STATES:
-        raise InvalidParameter(f"state must be one of {', '.join(STATES)}", state)
+async def set_state(db: AsyncDatabase, preparation_id: str, state: str) -> dict:
+    """`state` is one of schemas.STATES."""
     scan = await find(db, preparation_id)
     if state == "removed":
         await remove(db, preparation_id)

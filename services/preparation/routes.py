@@ -1,48 +1,59 @@
 from aiohttp import web
 
 from services.preparation import handlers
-from shared.api import CONFIG, DB, json_response, pagination, read_body
+from services.preparation import schemas as s
+from shared.api import CONFIG, DB, json_response
+from shared.operations import operation, page
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/preparation")
-async def create(request: web.Request) -> web.Response:
-    body = await read_body(request)
+@operation("Start preparing a dataset: scan it into chunks, then pack each into a CAR", body=s.NEW_PREPARATION,
+           responses={201: s.CREATED}, errors={409: "a preparation with this name exists"})
+async def create(request: web.Request, body: dict) -> web.Response:
     return json_response(await handlers.create(request.app[DB], request.app[CONFIG], body), status=201)
 
 
 @routes.post("/preparation/{id}")
-async def set_state(request: web.Request) -> web.Response:
-    body = await read_body(request)
-    return json_response(await handlers.set_state(request.app[DB], request.match_info["id"], body))
+@operation("Pause, resume (retrying failed chunks) or remove a preparation", path={"id": s.ID}, body=s.NEW_STATE,
+           responses={200: s.STATE}, errors={404: "no such preparation"})
+async def set_state(request: web.Request, id: str, body: dict) -> web.Response:
+    return json_response(await handlers.set_state(request.app[DB], id, body["state"]))
 
 
 @routes.get("/preparations")
-async def list_all(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=20, max_limit=1000)
+@operation("A page of the preparations, oldest first, with their progress",
+           query=page(default_limit=20, max_limit=1000), responses={200: s.PREPARATIONS})
+async def list_all(request: web.Request, offset: int, limit: int) -> web.Response:
     return json_response(await handlers.list_page(request.app[DB], offset, limit))
 
 
 @routes.get("/preparation/{id}")
-async def details(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=20, max_limit=1000)
-    return json_response(await handlers.details(request.app[DB], request.match_info["id"], offset, limit))
+@operation("One preparation with a page of its chunks and its first problems", path={"id": s.ID},
+           query=page(default_limit=20, max_limit=1000), responses={200: s.DETAILS},
+           errors={404: "no such preparation"})
+async def details(request: web.Request, id: str, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.details(request.app[DB], id, offset, limit))
 
 
 @routes.get("/generation/{id}")
-async def generation(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=100)
-    return json_response(await handlers.generation(request.app[DB], request.match_info["id"], offset, limit))
+@operation("One chunk with a page of its files", path={"id": s.ID}, query=page(default_limit=100),
+           responses={200: s.GENERATION}, errors={404: "no such chunk"})
+async def generation(request: web.Request, id: str, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.generation(request.app[DB], id, offset, limit))
 
 
 @routes.get("/preparation/{id}/files")
-async def files(request: web.Request) -> web.Response:
-    offset, limit = pagination(request, default_limit=100)
-    return json_response(await handlers.files(request.app[DB], request.match_info["id"],
-                                              request.query.get("path", ""), offset, limit))
+@operation("The file -> CID -> piece mapping of a dataset, by path", path={"id": s.ID},
+           query={"path": s.PATH_PREFIX, **page(default_limit=100)}, responses={200: s.FILES},
+           errors={404: "no such preparation"})
+async def files(request: web.Request, id: str, path: str, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.files(request.app[DB], id, path, offset, limit))
 
 
 @routes.get("/status")
+@operation("The suite at a glance: modules by host, workers and their jobs, the database, counts by state",
+           responses={200: s.STATUS})
 async def status(request: web.Request) -> web.Response:
     return json_response(await handlers.status(request.app[DB], request.app[CONFIG]))

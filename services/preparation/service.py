@@ -3,9 +3,11 @@ from services.preparation.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime, run_together
 
+TITLE = "Singularity deal preparation service"
+
 
 def app(runtime: Runtime):
-    return create_app(runtime.config, runtime.db, routes, service="preparation")
+    return create_app(runtime.config, runtime.db, routes, service="preparation", title=TITLE)
 
 
 async def run(runtime: Runtime) -> None:

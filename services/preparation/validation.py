@@ -1,4 +1,5 @@
-"""Checks on a new preparation request, before anything is written."""
+"""Checks on a new preparation request, before anything is written: what the declared shape
+(schemas.NEW_PREPARATION) cannot say."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from services.worker.chunker import smallest_deal_size
 from shared import models
-from shared.api import Body, InvalidParameter
+from shared.api import InvalidParameter
 from shared.config import format_size
 
 # Below this a piece cannot hold a chunk of even one small file with its CAR framing.
@@ -23,20 +24,19 @@ class NewPreparation:
     max_size: int
 
 
-def new_preparation(body: Body, default_deal_size: int, dataset_roots: list[str]) -> NewPreparation:
-    body.only("name", "path", "dealSize", "minSize", "maxSize")
-    name = body.str("name").strip()
+def new_preparation(body: dict, default_deal_size: int, dataset_roots: list[str]) -> NewPreparation:
+    """`body` has the shape of schemas.NEW_PREPARATION, sizes already in bytes."""
+    name = body["name"].strip()
     problem = models.preparation_name_problem(name)
     if problem:
         raise InvalidParameter(f"name {problem}", name[:300])
-    path = dataset_path(body.str("path"), dataset_roots)
-    deal_size = body.size("dealSize", required=False)
+    path = dataset_path(body["path"], dataset_roots)
+    deal_size = body["dealSize"]
     deal_size = default_deal_size if deal_size is None else deal_size  # 0 is bad input, not "default"
     if deal_size & (deal_size - 1) or not MIN_DEAL_SIZE <= deal_size <= MAX_DEAL_SIZE:
         raise InvalidParameter(f"dealSize must be a power of two between {format_size(MIN_DEAL_SIZE)} and "
                                f"{format_size(MAX_DEAL_SIZE)}", deal_size)
-    min_size = body.size("minSize", required=False)
-    max_size = body.size("maxSize", required=False)
+    min_size, max_size = body["minSize"], body["maxSize"]
     min_size = int(deal_size * 0.6) if min_size is None else min_size
     max_size = int(deal_size * 0.9) if max_size is None else max_size
     limit = deal_size * 127 // 128

@@ -9,10 +9,8 @@ from pymongo.errors import PyMongoError
 from services.ranking import store
 from services.ranking.ranking import Ranking
 from shared import criteria, models
-from shared.api import Body, InvalidParameter, NotFound, Unavailable
+from shared.api import InvalidParameter, NotFound, Unavailable
 
-MAX_LIMIT = 10_000
-MAX_FIELDS = 100
 _PROVIDER_ID = re.compile(r"^[ft]0\d{1,20}$")
 
 
@@ -29,30 +27,21 @@ def _metric_name(ranking: Ranking, name: Any, field: str) -> str:
     return "provider" if name in criteria.PROVIDER_NAMES else name
 
 
-def parse_lookup(ranking: Ranking, body: Body) -> tuple[criteria.Node | None, int, str | None, bool, list[str]]:
-    body.only("limit", "criteria", "sort", "fields")
-    limit = body.int("limit", required=False, minimum=1)
-    limit = 100 if limit is None else limit
-    if limit > MAX_LIMIT:
-        raise InvalidParameter(f"limit must be at most {MAX_LIMIT}")
+def parse_lookup(ranking: Ranking, body: dict) -> tuple[criteria.Node | None, int, str | None, bool, list[str]]:
+    """`body` has the shape of schemas.LOOKUP (limit in range, defaults filled in); here the metric
+    names, which depend on the enabled sources."""
     tree = None
-    if body.data.get("criteria") is not None:
+    if body["criteria"] is not None:
         try:
-            tree = criteria.parse(body.data["criteria"], ranking.known_metrics)
+            tree = criteria.parse(body["criteria"], ranking.known_metrics)
         except criteria.CriteriaError as exc:
             raise InvalidParameter(exc.message, exc.detail) from None
     sort, descending = None, False
-    raw_sort = body.str("sort", required=False)
-    if raw_sort is not None:
-        descending = raw_sort.startswith("-")
-        sort = _metric_name(ranking, raw_sort.removeprefix("-").removeprefix("+"), "sort")
-    fields = body.data.get("fields")
-    if fields is None:
-        fields = []
-    elif not isinstance(fields, list) or len(fields) > MAX_FIELDS:
-        raise InvalidParameter(f"fields must be a list of at most {MAX_FIELDS} metric names")
-    fields = [_metric_name(ranking, f, f"fields[{i}]") for i, f in enumerate(fields)]
-    return tree, limit, sort, descending, fields
+    if body["sort"] is not None:
+        descending = body["sort"].startswith("-")
+        sort = _metric_name(ranking, body["sort"].removeprefix("-").removeprefix("+"), "sort")
+    fields = [_metric_name(ranking, f, f"fields[{i}]") for i, f in enumerate(body["fields"] or [])]
+    return tree, body["limit"], sort, descending, fields
 
 
 def _order(ranking: Ranking, providers: set[str], sort: str | None, descending: bool) -> list[str]:
@@ -68,7 +57,7 @@ def _order(ranking: Ranking, providers: set[str], sort: str | None, descending: 
     return having + lacking
 
 
-async def lookup(ranking: Ranking, body: Body) -> list[dict]:
+async def lookup(ranking: Ranking, body: dict) -> list[dict]:
     """POST /ranking/lookup: the providers matching the criteria, best first by `sort`."""
     tree, limit, sort, descending, fields = parse_lookup(ranking, body)
     _ready(ranking)

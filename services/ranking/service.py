@@ -11,9 +11,11 @@ from services.ranking.routes import RANKING, routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime
 
+TITLE = "Singularity storage provider ranking service"
+
 
 def make_app(runtime: Runtime, ranking: Ranking) -> web.Application:
-    app = create_app(runtime.config, runtime.db, routes)
+    app = create_app(runtime.config, runtime.db, routes, service="ranking", title=TITLE)
     app[RANKING] = ranking
     return app
 

@@ -75,6 +75,14 @@ async def test_public_bundles(aiohttp_server, config, db, urls):
     assert (await get(host + urls["piece"]))[0] == 401
 
 
+async def test_metrics_follow_the_api_token_not_the_hosting_token(aiohttp_server, config, db, urls):
+    for settings in ({"api_token": API_TOKEN}, {"api_token": API_TOKEN, "token": HOSTING_TOKEN, "public_bundles": True}):
+        host = await serve(aiohttp_server, config, db, **settings)
+        assert (await get(host + "/metrics"))[0] == 401, settings
+        assert (await get(host + "/metrics", HOSTING_TOKEN))[0] == 401, settings
+        assert (await get(host + "/metrics", API_TOKEN))[0] == 200, settings
+
+
 async def test_no_token_at_all_is_public(aiohttp_server, config, db, urls):
     host = await serve(aiohttp_server, config, db)
     for kind in (*CONTENT, *OWNER):
