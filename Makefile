@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py
+	$(BIN)/python bench/retrieve.py
 	$(BIN)/python bench/schema.py
 
 clean:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli import common, deal, oneshot, prep, provider, replication, retrieve, run, status
+from cli import common, deal, mount, oneshot, prep, provider, replication, retrieve, run, status
 from cli.client import CliError
 from cli.output import fail
 
@@ -67,7 +67,7 @@ app.add_typer(prep.app, name="prep", help="Prepare datasets: scan into chunks, t
 app.add_typer(prep.app, name="preparation", hidden=True)
 app.add_typer(replication.app, name="rep", help="Replicate datasets and CAR files to storage providers.")
 app.add_typer(replication.app, name="replication", hidden=True)
-for module in (oneshot, deal, provider, retrieve, status):
+for module in (oneshot, deal, provider, retrieve, mount, status):
     module.register(app)
 
 

@@ -140,6 +140,11 @@ def status(preparation_id: str = typer.Argument(..., metavar="ID"),
            json_: bool = JSON) -> None:
     """One preparation: progress, problems and its chunk table."""
     result = api().get(f"/preparation/{preparation_id}", offset=offset, limit=limit)
+    if result.get("indexCid"):
+        # What the owner publishes so that `singularity retrieve their.domain/path` finds this
+        # dataset; it changes with the index CID (any change to the dataset's index).
+        from services.indexing.names import dnslink_record
+        result["dnslink"] = dnslink_record(result["indexCid"])
     if json_:
         print_json(result)
     else:
@@ -151,6 +156,8 @@ def show_status(result: dict) -> None:
     result["chunks"] = (f"{result['generationCompleted']} completed, {result['generationInprogress']} in progress, "
                         f"{result['generationFailed']} failed, {result['generationTotal']} total")
     result["bytesDone"] = human(result.get("bytesDone"))
+    if result.get("dnslink"):
+        result["dnslink"] = f'_dnslink.<your domain> TXT "{result["dnslink"]}"'
     pin = result.get("indexPin") or {}
     result["indexPinStatus"] = pin.get("status") and f"{pin['status']}" + (f" ({pin['error']})" if pin.get("error") else "")
     # A rate only means something while chunks are being built.
@@ -160,7 +167,7 @@ def show_status(result: dict) -> None:
               ("scanningError", "Scan error"), ("scanned", "Scanned"), ("chunks", "Chunks"),
               ("bytesDone", "Bytes done"), ("rate", "Rate"),
               ("errorCount", "Unreadable"), ("skippedCount", "Skipped"), ("indexCid", "Index CID"),
-              ("indexPinStatus", "IPFS pin"), ("indexError", "Index error")]
+              ("indexPinStatus", "IPFS pin"), ("dnslink", "DNSLink"), ("indexError", "Index error")]
     print_fields(result, [(k, label) for k, label in fields if result.get(k) not in (None, "")])
     for problem in result.get("problems", [])[:20]:
         console.print(f"  {problem['kind']}: {problem['path']}: {problem['reason']}", highlight=False, markup=False)

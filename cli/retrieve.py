@@ -24,14 +24,30 @@ def _errors():
     return Console(stderr=True)
 
 
+def _hosting() -> sources.Source:
+    from services.indexing import sources
+    config = get_config()
+    # Our own hosting service takes the owner's api_token everywhere, the hosting token for
+    # content; provider endpoints (given with --from or discovered) never see either.
+    token = config.connection.api_token or config.http_hosting_service.token
+    return sources.Source(config.connection.http_hosting_service.rstrip("/"), token, label="hosting")
+
+
+def _discovery() -> discovery.Discovery:
+    from services.indexing import discovery
+    config = get_config()
+    return discovery.Discovery(discovery.Settings(
+        hosting=_hosting(), deal_making_service=config.connection.deal_making_service,
+        api_token=config.connection.api_token, full_node_api=config.connection.full_node_api,
+        full_node_token=config.connection.full_node_token, ipni_api=config.connection.ipni_api,
+        ipfs_api=config.deal_preparation_service.ipfs_api))
+
+
 def _sources(urls: list[str]) -> list[sources.Source]:
     from services.indexing import sources
     config = get_config()
     own = config.connection.http_hosting_service.rstrip("/")
-    # Our own hosting service takes the owner's api_token everywhere, the hosting token for
-    # content; provider endpoints given with --from never see either.
     token = config.connection.api_token or config.http_hosting_service.token
-    urls = urls or [own]
     out = []
     for url in urls:
         if not _is_http_url(url):
@@ -58,29 +74,35 @@ def _is_http_url(url: str) -> bool:
 def register(app: typer.Typer) -> None:
     @app.command("retrieve")
     def retrieve(
-        target: str = typer.Argument(..., help="DATASET_NAME[/path] or INDEX_CID[/path] (also /ipfs/INDEX_CID/path)."),
+        target: str = typer.Argument(..., help="NAME[/path]: an index CID, a dataset name, a DNSLink name or "
+                                     "/ipns/NAME (also /ipfs/INDEX_CID/path)."),
         output: Optional[str] = typer.Option(None, "--output", "-o", help="Folder to write into."),
         from_: Optional[List[str]] = typer.Option(None, "--from", help="Hosting service or storage-provider HTTP "
-                                                  "endpoint; repeat to fall back (default: [connection] "
-                                                  "http_hosting_service)."),
+                                                  "endpoint; repeat to fall back (default: found per piece: "
+                                                  "providers of our deals, IPNI, the hosting service)."),
         tar: Optional[str] = typer.Option(None, "--tar", help="Write a tar bundle to FILE, or '-' for stdout."),
-        method: str = typer.Option("auto", "--method", help="piece (Range reads of /piece), block (/ipfs per "
-                                   "block) or auto (piece, then block)."),
+        method: str = typer.Option("auto", "--method", help="piece (Range reads of /piece), car (trustless "
+                                   "gateway CARs of /ipfs), block (/ipfs per block) or auto (piece, car, then block)."),
         json_: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Retrieve a file, folder or whole dataset, verifying every block against its CID."""
         from services.indexing import retrieval
         if (output is None) == (tar is None):
             raise CliError("give exactly one of --output DIR or --tar FILE|-", exit_code=2)
-        methods = {"auto": ("piece", "block"), "piece": ("piece",), "block": ("block",)}.get(method)
+        methods = {"auto": ("piece", "car", "block"), "piece": ("piece",), "car": ("car",),
+                   "block": ("block",)}.get(method)
         if methods is None:
-            raise CliError("--method must be piece, block or auto", exit_code=2)
+            raise CliError("--method must be piece, car, block or auto", exit_code=2)
         # SIGTERM (kill, timeout, a service manager) would end Python without running any cleanup and
         # leave a partial file; as an exception it unwinds through the code that deletes it.
         signal.signal(signal.SIGTERM, _terminated)
         try:
             _check_target(target)
-            summary = run(target, _sources(from_ or []), methods, output, tar, quiet=json_ or tar == "-")
+            config = get_config()
+            found = None if from_ else _discovery()
+            summary = run(target, _sources(from_) if from_ else [], methods, output, tar, quiet=json_ or tar == "-",
+                          finder=found, resolver=config.connection.dns_resolver,
+                          ipfs_api=config.deal_preparation_service.ipfs_api)
         except retrieval.RetrievalError as exc:
             raise CliError(str(exc)) from None
         finally:
@@ -103,13 +125,18 @@ def _check_target(target: str) -> None:
 
 
 def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], output: str | None, tar: str | None,
-        quiet: bool = True) -> dict:
+        quiet: bool = True, finder: "discovery.Discovery | None" = None, resolver: str = "",
+        ipfs_api: str = "") -> dict:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from services.indexing import retrieval
-    head, path = retrieval.split_target(target)
-    retriever = retrieval.Retriever(srcs, methods)
-    index_cid = head if retrieval.is_index_cid(head) else retriever.index_cid_of(head)
+    from services.indexing import names, retrieval
+    ipns = target.strip().startswith(("/ipns/", "ipns://"))
+    head, path = retrieval.split_target(target.strip().removeprefix("/ipns/").removeprefix("ipns://"))
+    retriever = retrieval.Retriever(srcs, methods, finder)
+    if ipns:
+        index_cid = names.ipns(head, ipfs_api)
+    else:
+        index_cid = names.resolve(head, retriever.index_cid_of, resolver)
     plan = retriever.plan(index_cid, path, head)
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
     with Progress(*columns, console=_errors(), disable=quiet or not sys.stderr.isatty(), transient=True) as bar:
@@ -130,7 +157,7 @@ def run(target: str, srcs: list[sources.Source], methods: tuple[str, ...], outpu
             result, written = _tar_file(retriever, plan, Path(tar), progress)
     return {"indexCid": index_cid, "path": "/" + plan.path, "type": "dir" if plan.is_dir else "file",
             "files": len(plan.files), "fetched": result.fetched, "skipped": result.skipped,
-            "bytes": result.bytes, "output": written}
+            "bytes": result.bytes, "output": written, **retriever.report()}
 
 
 def _tar_file(retriever, plan, dest: Path, progress):

@@ -102,6 +102,9 @@ class Connection:
     ipni_api: str = "https://cid.contact"
     full_node_api: str = "http://127.0.0.1:1234"
     full_node_token: str = ""
+    # DNS server (host:port, or host for port 53) that `retrieve` asks for DNSLink records;
+    # empty: the system's resolvers.
+    dns_resolver: str = ""
     # Shared secret of the management APIs (preparation, deal making; bundles and /index on the
     # hosting service unless public_bundles): required when set, and the CLI sends it.
     api_token: str = ""

@@ -10,6 +10,7 @@ import random
 from services.indexing import builder
 from services.worker.generation import GenerationRun
 from services.worker.scanning import ScanRun
+from shared.ipld import cid as cidlib
 from shared import jobs, models
 from shared.ipld.commp import CommP
 from shared.ipld.pack import pack_chunk, pack_path
@@ -123,7 +124,10 @@ async def index_sources(db, preparation_id: str, out_dir: str) -> list[str]:
     def visit(node, prefix):
         for name in sorted(node.files):
             for s in node.files[name].sources:
-                sources.append(f"{prefix}{name} " + " ".join(str(s[k]) for k in sorted(s)))
+                # Links (CIDs as bytes since the index is an IPLD DAG) are written as CID text: the
+                # same sources as recorded before that change.
+                sources.append(f"{prefix}{name} " + " ".join(
+                    cidlib.to_str(s[k]) if isinstance(s[k], bytes) else str(s[k]) for k in sorted(s)))
         for name in sorted(node.dirs):
             visit(node.dirs[name], f"{prefix}{name}/")
 

@@ -82,6 +82,10 @@ def test_start_wait_runs_a_dataset_to_its_index(tmp_path, db_url):
         assert all(c["pieceCid"].startswith("baga6ea4seaq") for c in final["generationRequests"])
         human = singularity(config, "prep", "status", final["id"]).stdout
         assert final["indexCid"] in human and "completed" in human
+        # The DNSLink record to publish for `singularity retrieve your.domain/...`.
+        assert f'_dnslink.<your domain> TXT "dnslink=/ipfs/{final["indexCid"]}"' in human.replace("\n", "")
+        status = json.loads(singularity(config, "prep", "status", final["id"], "--json").stdout)
+        assert status["dnslink"] == f"dnslink=/ipfs/{final['indexCid']}"
         mapping = json.loads(singularity(config, "prep", "files", final["id"], "--path", "sub", "--json").stdout)
         assert [(f["relativePath"], f["start"]) for f in mapping["files"]][0] == ("sub/b.bin", 0)
         assert all(f["pieceCid"] and f["cid"] for f in mapping["files"])

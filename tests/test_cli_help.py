@@ -6,7 +6,7 @@ from cli.main import app
 
 COMMANDS = [[], ["run"], ["prep"], ["prep", "start"], ["prep", "status"], ["prep", "list"], ["prep", "generation"], ["prep", "files"],
             ["pack"], ["commp"], ["retrieve"], ["deal"], ["deal", "send"], ["deal", "list"], ["deal", "show"],
-            ["provider"], ["provider", "lookup"], ["provider", "show"], ["provider", "refresh"], ["status"]]
+            ["provider"], ["provider", "lookup"], ["provider", "show"], ["provider", "refresh"], ["status"], ["mount"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "singularity")

@@ -2,7 +2,8 @@
 
     GET|HEAD /{dataCid}.car            the CAR file (aiohttp FileResponse: ranges, sendfile)
     GET|HEAD /piece/{pieceCid}         the piece: CAR + zero padding to the unpadded piece size
-    GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway subset)
+    GET|HEAD /ipfs/{cid}?format=raw    one block (trustless gateway)
+    GET|HEAD /ipfs/{cid}[/path]?format=car[&dag-scope=&entity-bytes=]   a CAR (trustless.py)
     GET      /index/{name or id}       {"id", "name", "indexCid", "indexPin"} of a preparation
     GET|HEAD /bundle/{name or id}[/{path}]?filename=x.tar   a tar of a folder or file
 
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.hosting import blocks, bundle, catalog, paths, piece
+from services.hosting import blocks, bundle, catalog, paths, piece, trustless
 from services.hosting import schemas as s
-from shared.api import CONFIG, DB, NotFound, json_response
+from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
 from shared.operations import Content, Empty, operation
 from shared.schema import Text
 
@@ -65,19 +66,30 @@ async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
 
 
 @routes.get("/ipfs/{cid}")
-@operation("One block, as a trustless gateway serves it", path={"cid": s.CID},
-           query={"format": Text("raw: the only format offered")},
-           headers={"Accept": Text("application/vnd.ipld.raw stands for ?format=raw"),
-                    "If-None-Match": s.RANGE_HEADERS["If-None-Match"]},
-           responses={200: Content(RAW_TYPE, "the block's bytes"), 304: Empty("the client's copy is current")},
-           errors={404: "no such block on this host", 406: "a format other than raw was asked for"})
-async def ipfs_block(request: web.Request, cid: str, format: str | None) -> web.StreamResponse:
-    fmt = format
-    accept = request.headers.get("Accept", "")
-    if fmt != "raw" and RAW_TYPE not in accept:
-        # Only single blocks are offered; a gateway answers 406 for what it cannot produce.
-        return web.json_response({"error": "only ?format=raw (Accept: application/vnd.ipld.raw) is supported",
-                                  "detail": None}, status=406)
+@routes.get("/ipfs/{cid}/{path:.*}")
+@operation("A block, or a CAR of a path (trustless gateway)", path={"cid": s.CID, "path": s.DATASET_PATH},
+           query={"format": Text("raw (one block) or car (the blocks of a path, see dag-scope)"),
+                  "dag-scope": Text("car: block, entity or all (the default)"),
+                  "entity-bytes": Text("car: from:to, the bytes of a file whose blocks to send (to may be *)")},
+           headers={"Accept": Text("application/vnd.ipld.raw or application/vnd.ipld.car stand for ?format="),
+                    "If-None-Match": s.RANGE_HEADERS["If-None-Match"]}, head=True,
+           responses={200: Content((RAW_TYPE, trustless.CAR_CONTENT_TYPE), "the block's bytes, or a CARv1 "
+                                   "in depth-first order without duplicates"),
+                      304: Empty("the client's copy is current")},
+           errors={400: "a bad CID, dag-scope or entity-bytes, or a path with format=raw",
+                   404: "no such block or path on this host", 406: "a format other than raw or car"})
+async def ipfs_content(request: web.Request, cid: str, path: str = "", format: str | None = None,
+                       **car: str | None) -> web.StreamResponse:
+    fmt = trustless.wanted_format(request)
+    if fmt == "car":
+        return await trustless.serve_car(request, request.app[DB], _car_dir(request), cid, path or "")
+    if fmt != "raw":
+        # Only verifiable responses are offered; a gateway answers 406 for what it cannot produce.
+        return web.json_response({"error": "unsupported format: ask for ?format=raw or ?format=car "
+                                  "(Accept: application/vnd.ipld.raw or application/vnd.ipld.car)",
+                                  "detail": format}, status=406)
+    if path:
+        raise InvalidParameter("a raw block is addressed by its CID alone, without a path", path)
     data = await blocks.find_block(request.app[DB], _car_dir(request), cid)
     if data is None:
         raise NotFound("no such block", cid)

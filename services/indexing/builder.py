@@ -165,11 +165,11 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                 start, end = int(doc["start"]), int(doc["end"])
                 car_offset, car_length = await reader.span(doc)
                 entry.sources.append({
-                    "cid": doc["cid"],
+                    "cid": cidlib.from_str(doc["cid"]),  # a link: the index is one IPLD DAG
                     "selector": "/" + doc["relativePath"],
                     "offset": start,
                     "length": end - start,
-                    "dataCid": gen["dataCid"],
+                    "dataCid": cidlib.from_str(gen["dataCid"]),
                     "pieceCid": gen["pieceCid"],
                     "pieceSize": int(gen["pieceSize"]),
                     "carOffset": car_offset,

@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from services.indexing import builder, kubo
 from shared import database, models
+from shared.ipld import cid as cidlib
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ async def build_index(db, config, preparation_id: str) -> str | None:
         return None
     out_dir = config.deal_preparation_worker.out_dir
     tree = await builder.collect(db, preparation_id, generations, out_dir)
-    chunks = [{"cid": g["dataCid"], "selector": "/", "offset": 0, "length": int(g["carSize"]),
-               "dataCid": g["dataCid"], "pieceCid": g["pieceCid"], "pieceSize": int(g["pieceSize"])}
+    # Links (not strings) to every chunk root: a pin of the index reaches every block.
+    chunks = [{"cid": cidlib.from_str(g["dataCid"]), "selector": "/", "offset": 0, "length": int(g["carSize"]),
+               "dataCid": cidlib.from_str(g["dataCid"]), "pieceCid": g["pieceCid"], "pieceSize": int(g["pieceSize"])}
               for g in generations]
     index_cid, path, blocks = await asyncio.to_thread(builder.write_index_car, tree, chunks, out_dir)
     for block in blocks:
@@ -61,7 +63,7 @@ async def build_index(db, config, preparation_id: str) -> str | None:
     saved = await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": {
         "indexCid": index_cid, "indexCar": path, "indexedAt": models.now(), "indexError": None,
         "indexPin": {"status": "pending", "attempts": 0, "error": None, "nextAttempt": None},
-    }, "$unset": {"indexLease": ""}})
+    }, "$unset": {"indexLease": "", "indexStale": ""}})
     if saved.matched_count == 0:
         # Removed while we built: nothing else would delete the blocks just written.
         await db[models.INDEX_BLOCKS].delete_many({"preparationId": preparation_id})
@@ -137,8 +139,9 @@ async def index_pending(db, config) -> int:
     # embedded server, and completed preparations are few.
     completed = await db[models.SCANNING].find(
         {"status": models.Status.COMPLETED.value},
-        {"indexCid": 1, "indexError": 1, "indexRetryAt": 1, "indexPin": 1}).to_list(None)
-    candidates = [p for p in completed if not p.get("indexCid")
+        {"indexCid": 1, "indexError": 1, "indexRetryAt": 1, "indexPin": 1, "indexStale": 1}).to_list(None)
+    # indexStale: an index in an older shape, to rebuild (shared/migrations/v0002_index_links.py).
+    candidates = [p for p in completed if (not p.get("indexCid") or p.get("indexStale"))
                   and (not p.get("indexError") or (p.get("indexRetryAt") is not None and p["indexRetryAt"] < now))]
     for candidate in candidates:
         preparation_id = candidate["_id"]

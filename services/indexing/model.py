@@ -13,8 +13,10 @@
 
 The root dir also carries "__source": one entry per chunk (cid = dataCid, selector "/").
 Files sit inline in their directory (one block per directory, not per file); directories are
-links. Source CIDs are strings, not links, on purpose: pinning the index with kubo must not
-make it fetch the whole dataset.
+links. `cid` and `dataCid` of a SourceInfo are CID links (DAG-CBOR tag 42) too, so the index is
+one IPLD DAG over the dataset: `/ipfs/<indexCid>/path/to/file` resolves through a gateway and a
+pin of the index reaches every block. (`pieceCid` stays a string: a piece is no IPLD block.)
+Indexes built before schema version 2 held strings there; `link` reads both.
 
 Names that start with "__" are stored with one more "_" so they can never collide with the
 reserved keys; `escape`/`unescape` are that bijection.
@@ -73,6 +75,19 @@ def _as_cid(value) -> bytes:
     if not isinstance(value, bytes):
         raise ValueError("index link is not a CID")
     return value
+
+
+def link(value) -> bytes:
+    """The binary CID of a SourceInfo `cid`/`dataCid`: a link, or a string in an old index."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return cidlib.from_str(value)
+    raise ValueError("index link is not a CID")
+
+
+def link_text(value) -> str:
+    return cidlib.to_str(link(value))
 
 
 def lookup(node: dict, name: str, get: GetNode):

@@ -1,7 +1,10 @@
 """Retrieving a file, a folder or a whole dataset through its index.
 
 The index is read block by block over `/ipfs/{cid}?format=raw` and each file range is fetched
-from the first source and method that delivers it with every block verified. A file is written
+from the first source and method that delivers it with every block verified. The sources are
+the `--from` endpoints, or else those discovery.py finds for each range (our providers, IPNI,
+the hosting service); one that is unreachable or sends a block not matching its CID is skipped
+for the rest of the run. A file is written
 under a temporary name in its destination folder and renamed only once all its ranges arrived
 and its size is right, so a failure leaves no partial output file. A file already on disk whose
 ranges hash to the index's CIDs is skipped, which is what makes a retrieval resumable.
@@ -14,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from services.indexing import model, sources, tarformat
 from shared.ipld import pbnode
@@ -22,6 +25,9 @@ from shared.ipld import cid as cidlib
 from shared.ipld import unixfs
 
 Progress = Callable[[int], None]
+
+if TYPE_CHECKING:
+    from services.indexing.discovery import Discovery
 
 
 class RetrievalError(Exception):
@@ -76,18 +82,50 @@ def _safe_name(name: str) -> str:
 
 
 class Retriever:
-    def __init__(self, srcs: list[sources.Source], methods: tuple[str, ...] = ("piece", "block")):
-        if not srcs:
+    def __init__(self, srcs: list[sources.Source], methods: tuple[str, ...] = ("piece", "block"),
+                 discovery: "Discovery | None" = None):
+        if not srcs and discovery is None:
             raise RetrievalError("no source to retrieve from")
         self.sources = srcs
+        self.discovery = discovery
         self.methods = methods
         self._index_blocks: dict[bytes, dict] = {}
+        self.skipped: dict[str, str] = {}  # url -> why it is not asked again in this run
+        self.served: dict[str, dict] = {}  # url -> what it delivered
+
+    def _range_sources(self, info: dict) -> Iterator[sources.Source]:
+        for source in self.sources or self.discovery.range_sources(info):
+            if source.url not in self.skipped:
+                yield source
+
+    def _index_sources(self, cid: bytes) -> list[sources.Source]:
+        found = self.sources or self.discovery.index_sources(cid)
+        return [s for s in found if s.url not in self.skipped]
+
+    def _failed(self, source: sources.Source, exc: Exception) -> None:
+        # Silence and lies (a block that is not what its CID says) rule a source out for the
+        # run; a 404 or a refused range only fails this request.
+        if isinstance(exc, (sources.Unreachable, pbnode.CidMismatch)):
+            self.skipped.setdefault(source.url, str(exc))
+
+    def _credit(self, source: sources.Source, method: str, nbytes: int) -> None:
+        entry = self.served.setdefault(source.url, {"url": source.url, "label": source.label, "ranges": 0,
+                                                    "bytes": 0, "methods": {}})
+        entry["ranges"] += 1
+        entry["bytes"] += nbytes
+        entry["methods"][method] = entry["methods"].get(method, 0) + 1
+
+    def report(self) -> dict:
+        return {"sources": list(self.served.values()),
+                "skippedSources": [{"url": u, "reason": r} for u, r in self.skipped.items()],
+                "lookupErrors": list(self.discovery.notes) if self.discovery else []}
 
     # --- the index ---
 
     def index_cid_of(self, name: str) -> str:
         failures = []
-        for source in self.sources:
+        hosts = self.sources or ([self.discovery.settings.hosting] if self.discovery.settings.hosting else [])
+        for source in hosts:
             try:
                 answer = source.get_json(f"/index/{urllib_quote(name)}")
                 if isinstance(answer, dict) and is_index_cid(str(answer.get("indexCid"))):
@@ -103,14 +141,16 @@ class Retriever:
         if pbnode.codec_of(cid) != model.DAG_CBOR:
             raise RetrievalError(f"index link {cidlib.to_str(cid)} is not DAG-CBOR")
         failures = []
-        for source in self.sources:
+        for source in self._index_sources(cid):
             try:
                 node = model.decode(source.block(cid))
                 self._index_blocks[cid] = node
                 return node
             except (sources.FetchError, ValueError) as exc:
+                self._failed(source, exc)
                 failures.append(str(exc))
-        raise RetrievalError(f"cannot fetch index block {cidlib.to_str(cid)}: " + "; ".join(failures))
+        raise RetrievalError(f"cannot fetch index block {cidlib.to_str(cid)}: "
+                             + ("; ".join(failures) or "no source has it"))
 
     def plan(self, index_cid: str, path: str, root_name: str) -> Plan:
         node = self.node(cidlib.from_str(index_cid))
@@ -165,14 +205,16 @@ class Retriever:
     def _fetch_range(self, path: str, info: dict, out: BinaryIO, spool_dir: str | None, progress: Progress | None):
         offset, length = int(info["offset"]), int(info["length"])
         failures = []
-        for source in self.sources:
+        for source in self._range_sources(info):
             for method in self.methods:
+                if source.url in self.skipped:
+                    break
                 reported = 0
 
                 def sink(position: int, data: bytes) -> None:
                     nonlocal reported
                     if position + len(data) > length:
-                        raise sources.FetchError(f"the DAG of {info['cid']} holds more than {length} bytes")
+                        raise sources.FetchError(f"the DAG of {model.link_text(info['cid'])} holds more than {length} bytes")
                     os.pwrite(out.fileno(), data, offset + position)
                     if progress is not None and position + len(data) > reported:
                         progress(position + len(data) - reported)
@@ -181,12 +223,17 @@ class Retriever:
                 try:
                     got = sources.METHODS[method](source, info, sink, spool_dir)
                     if got != length:
-                        raise sources.FetchError(f"the DAG of {info['cid']} holds {got} bytes, expected {length}")
+                        raise sources.FetchError(f"the DAG of {model.link_text(info['cid'])} holds {got} bytes, expected {length}")
+                    self._credit(source, method, length)
                     return
                 except (sources.FetchError, ValueError, OSError) as exc:
                     if progress is not None and reported:
                         progress(-reported)
+                    self._failed(source, exc)
                     failures.append(f"{source.url} ({method}): {exc}")
+        if not failures:
+            failures.append("no source was found for its piece" + (
+                f" ({'; '.join(self.discovery.notes)})" if self.discovery and self.discovery.notes else ""))
         raise RetrievalError(f"{path}: bytes {offset}-{offset + length} could not be retrieved: " + "; ".join(failures))
 
 
@@ -211,7 +258,7 @@ def verified_on_disk(path: Path, node: dict) -> bool:
                         return False
                     builder.add_chunk(chunk)
                     remaining -= len(chunk)
-                if cidlib.to_str(builder.close().cid) != info["cid"]:
+                if builder.close().cid != model.link(info["cid"]):
                     return False
         return True
     except (OSError, ValueError, KeyError):

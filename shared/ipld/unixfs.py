@@ -94,6 +94,11 @@ def _hash_bits(name: bytes, depth: int) -> int:
     return digest[offset]
 
 
+def hamt_slot(name: bytes, depth: int) -> int:
+    """The bucket of `name` at `depth` of a HAMT shard: what a lookup follows."""
+    return _hash_bits(name, depth)
+
+
 def hamt_directory(entries: list[tuple[bytes, Link]], emit: Emit) -> Link:
     root: dict = {}
     for name, link in entries:

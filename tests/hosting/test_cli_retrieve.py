@@ -44,3 +44,25 @@ async def test_cli_failure_is_one_line_and_nonzero(indexed, hosting, tmp_path):
     assert code == 1 and b"no 'missing'" in err
     code, _, err = await singularity(config_file, "retrieve", "demo", "--output", "x", "--tar", "y")
     assert code == 2
+
+
+async def test_cli_dnslink_name_and_a_name_without_record(indexed, hosting, tmp_path):
+    from tests.hosting.fakes.network import DnsServer
+    server = DnsServer({"_dnslink.data.example": [f"dnslink=/ipfs/{indexed[1]}"]})
+    resolver = await server.start()
+    config_file = tmp_path / "dns.toml"
+    config_file.write_text(f'[connection]\nhttp_hosting_service = "{hosting}"\ndns_resolver = "{resolver}"\n'
+                           f'ipni_api = ""\n[database]\nenabled = false\n')
+    try:
+        code, out, err = await singularity(config_file, "retrieve", "data.example/c/mid.bin", "--output",
+                                           str(tmp_path / "o"), "--json")
+        assert code == 0, err.decode()
+        assert json.loads(out)["indexCid"] == indexed[1]
+        assert (tmp_path / "o" / "mid.bin").read_bytes() == FILES["c/mid.bin"]
+        code, out, err = await singularity(config_file, "retrieve", "nothing.example/c", "--output", str(tmp_path / "n"))
+        assert code != 0 and out == b""
+        lines = err.decode().strip().splitlines()
+        assert len(lines) == 1 and "no DNSLink TXT record at _dnslink.nothing.example" in lines[0], lines
+        assert "Traceback" not in err.decode()
+    finally:
+        server.stop()

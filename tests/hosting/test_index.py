@@ -33,6 +33,7 @@ async def test_index_data_model(indexed, db, config):
     top = blocks[root]
     assert top["__type"] == "dir" and top["__size"] == sum(len(v) for v in dataset_files().values())
     assert [s["pieceCid"] for s in top["__source"]] == [g["pieceCid"] for g in prepared.chunks]
+    assert [cidlib.to_str(s["cid"]) for s in top["__source"]] == [g["dataCid"] for g in prepared.chunks]
     # The file named "__type" is escaped, and does not disturb the reserved key.
     assert top["___type"]["__size"] == len(dataset_files()["__type"])
     big = blocks[blocks[root]["a"]]["big.bin"]
@@ -44,11 +45,19 @@ async def test_index_data_model(indexed, db, config):
     assert all(s["selector"] == "/a/big.bin" for s in big["__source"])
     # Each source's CAR span really holds its blocks: check against the CAR files.
     for source in big["__source"]:
-        gen = next(g for g in prepared.chunks if g["dataCid"] == source["dataCid"])
+        # Links (tag 42), not strings: the index is one IPLD DAG over the data.
+        assert isinstance(source["cid"], bytes) and isinstance(source["dataCid"], bytes)
+        assert b"\xd8\x2a" + b"\x58\x25\x00" + source["cid"] in blocks_raw(path)
+        gen = next(g for g in prepared.chunks if g["dataCid"] == cidlib.to_str(source["dataCid"]))
         _, frames = carfile.frame_map(gen["carPath"])
-        frame = frames[cidlib.from_str(source["cid"])]
+        frame = frames[source["cid"]]
         assert source["carOffset"] <= frame.start and frame.end <= source["carOffset"] + source["carLength"]
     assert await db[models.INDEX_BLOCKS].count_documents({"indexCid": index_cid}) == len(blocks)
+
+
+def blocks_raw(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def test_big_directory_is_split_below_the_block_limit(tmp_path):
@@ -178,3 +187,26 @@ async def test_unreachable_kubo_does_not_fail_indexing(db, config, prepared, unu
     assert await indexer.build_index(db, config, prepared.id)
     prep = await db[models.SCANNING].find_one({"_id": prepared.id})
     assert prep["indexPin"]["status"] == "error" and "cannot reach kubo" in prep["indexPin"]["error"]
+
+
+async def test_migration_marks_old_indexes_and_the_indexer_rebuilds_them(indexed, db, config):
+    from services.indexing.indexer import index_pending
+    from shared.migrations import v0002_index_links
+
+    prepared, index_cid = indexed
+    # An index of the string-shaped era: another CID; the migration marks it, the indexer rebuilds.
+    await db[models.SCANNING].update_one({"_id": prepared.id}, {"$set": {"indexCid": "bafyreiold"}})
+
+    class Ctx:
+        def __init__(self, db):
+            self.db = db
+
+        async def step(self, name, fn):
+            await fn()
+
+    await v0002_index_links.up(Ctx(db))
+    assert (await db[models.SCANNING].find_one({"_id": prepared.id}))["indexStale"]
+    assert await index_pending(db, config) == 1
+    prep = await db[models.SCANNING].find_one({"_id": prepared.id})
+    assert prep["indexCid"] == index_cid and not prep.get("indexStale")
+    assert await index_pending(db, config) == 0

@@ -66,7 +66,7 @@ async def test_each_car_holds_exactly_its_chunk(indexed, db, source_dir):
             (source_dir / e["relativePath"]).read_bytes()[e["start"]:e["end"]] for e in entries}, chunk["index"]
 
 
-@pytest.mark.parametrize("methods", [("block",), ("piece",)])
+@pytest.mark.parametrize("methods", [("block",), ("piece",), ("car",)])
 async def test_every_file_byte_identical(indexed, hosting, tmp_path, methods):
     prepared, index_cid = indexed
     for rel, data in FILES.items():
@@ -135,3 +135,51 @@ async def test_unknown_path_and_unknown_name(indexed, hosting, tmp_path):
         await run(f"{index_cid}/a/nope", [hosting], ("block",), output=tmp_path)
     with pytest.raises(retrieval.RetrievalError, match="cannot find the index of dataset 'other'"):
         await run("other/a", [hosting], ("block",), output=tmp_path)
+
+
+async def test_piece_spans_go_straight_to_the_file_unless_leaves_repeat(indexed, hosting, tmp_path):
+    """Our CARs hold a file's leaves in order: one range request each, nothing spooled."""
+    _, index_cid = indexed
+    opened = []
+
+    class Counting(Source):
+        def open(self, path, headers=None):
+            opened.append(path)
+            return super().open(path, headers)
+
+    for rel, asked_again in (("c/mid.bin", False), ("d/e/f/deep.bin", False)):
+        opened.clear()
+        out = tmp_path / rel.replace("/", "_")
+        await asyncio.to_thread(cli_retrieve.run, f"{index_cid}/{rel}", [Counting(hosting)], ("piece",), str(out), None)
+        assert (out / rel.split("/")[-1]).read_bytes() == FILES[rel]
+        pieces = [p for p in opened if p.startswith("/piece/")]
+        assert (len(pieces) > len(set(pieces))) == asked_again, (rel, pieces)
+
+
+def test_a_span_of_repeated_leaves_is_walked_from_the_spool(tmp_path):
+    """A leaf stored once but used twice cannot go straight to the file: confirm() refuses, and
+    the spooled walk puts it in both places."""
+    import io as _io
+    from services.indexing import sources as src
+    from shared.ipld import unixfs, varint
+    emitted = {}
+    builder = unixfs.FileBuilder(lambda cid, data: emitted.setdefault(bytes(cid), bytes(data)))
+    leaf = os.urandom(unixfs.CHUNK_SIZE)
+    builder.add_chunk(leaf)
+    builder.add_chunk(leaf)
+    root = builder.close().cid
+    stream = b"".join(varint.encode(len(c) + len(d)) + c + d for c, d in emitted.items())  # leaf, then root
+    written = bytearray(2 * len(leaf))
+
+    def sink(position, data):
+        written[position:position + len(data)] = data
+
+    with open(tmp_path / "spool", "w+b") as spool:
+        direct = src._Frames(spool, "test", sink, limit=len(written))
+        direct.read(_io.BytesIO(stream), len(stream))
+        with pytest.raises(src._NotInFileOrder):
+            direct.confirm(root)
+        spooled = src._Frames(spool, "test")
+        spooled.read(_io.BytesIO(stream), len(stream))
+        assert src.walk_blocks(root, spooled.get, sink) == 2 * len(leaf)
+    assert bytes(written) == leaf + leaf

@@ -1,4 +1,4 @@
-"""A migration of version 2 for the tests: one step that must run exactly once (a counter), then a
+"""A migration one version past the real ones, for the tests: one step that must run exactly once (a counter), then a
 batched, naturally idempotent backfill that can be made to fail or to kill its process midway."""
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ async def up(ctx) -> None:
     await ctx.step("mark", mark)
 
 
-SAMPLE = Migration(2, "sample", "A test migration: count once, then mark every GenerationFile", up)
+SAMPLE = Migration(MIGRATIONS[-1].version + 1, "sample", "A test migration: count once, then mark every GenerationFile", up)
 WITH_SAMPLE = [*MIGRATIONS, SAMPLE]
 
 
-if __name__ == "__main__":  # python -m tests.ops.sample_migration URL: apply up to version 2
+if __name__ == "__main__":  # python -m tests.ops.sample_migration URL: apply up to SAMPLE
     import asyncio
 
     from shared import database

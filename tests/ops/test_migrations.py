@@ -15,7 +15,7 @@ from services.preparation.service import app as preparation_app
 from shared import migrations, models
 from shared.runtime import Runtime
 from tests.ops import dump, sample_migration
-from tests.ops.sample_migration import WITH_SAMPLE
+from tests.ops.sample_migration import SAMPLE, WITH_SAMPLE
 from tests.processes import singularity, write_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,6 +38,8 @@ async def test_version_0_dump_migrates_with_nothing_lost_and_reads_back(db, conf
                                            "migrating": None}
     for name, docs in before.items():
         now = await db[name].find({}).sort("_id", 1).to_list(None)
+        if name == models.SCANNING:  # v0002: indexes built with string source CIDs are to be rebuilt
+            assert [bool(d.pop("indexStale", False)) for d in now] == [bool(d.get("indexCid")) for d in docs]
         assert [dump.canonical(d) for d in now] == [dump.canonical(d) for d in docs], name
     runtime = Runtime(config, db.client, db)
     prep_api = await serve_app(preparation_app(runtime))
@@ -81,10 +83,10 @@ async def test_a_failed_migration_finishes_at_the_next_start_each_step_once(db):
     with pytest.raises(migrations.MigrationError, match="injected failure"):
         await migrations.apply(db, WITH_SAMPLE)
     state = await migrations.read(db)
-    assert state["version"] == 1 and state["migrating"]["version"] == 2 and state["migrating"]["steps"] == ["count"]
+    assert state["version"] == SAMPLE.version - 1 and state["migrating"]["version"] == SAMPLE.version and state["migrating"]["steps"] == ["count"]
     assert 0 < await db[models.GENERATION_FILES].count_documents({"sampleMark": True}) < total
     sample_migration.FAIL = None
-    assert await migrations.apply(db, WITH_SAMPLE) == 2
+    assert await migrations.apply(db, WITH_SAMPLE) == SAMPLE.version
     assert (await migrations.read(db))["migrating"] is None
     assert await db[models.GENERATION_FILES].count_documents({"sampleMark": True}) == total
     assert (await db["SampleCounter"].find_one({"_id": "runs"}))["n"] == 1
@@ -97,11 +99,11 @@ async def test_a_run_killed_during_a_migration_finishes_it_at_the_next_start(db,
                             env={**os.environ, "SAMPLE_MIGRATION_FAIL": "kill"}, capture_output=True, timeout=60)
     assert victim.returncode == -9, victim.stderr
     state = await db[models.SCHEMA_VERSION].find_one({})
-    assert state["version"] == 1 and state["migrating"]["steps"] == ["count"]
+    assert state["version"] == SAMPLE.version - 1 and state["migrating"]["steps"] == ["count"]
     assert state["lockExpires"] > models.now() + 10, "the dead process's lease is still running"
     assert 0 < await db[models.GENERATION_FILES].count_documents({"sampleMark": True}) < total
     started = time.monotonic()
-    assert await migrations.apply(db, WITH_SAMPLE) == 2
+    assert await migrations.apply(db, WITH_SAMPLE) == SAMPLE.version
     # Taken over at once: the holder's pid is gone from this host, no need to wait out the lease.
     assert time.monotonic() - started < migrations.LEASE / 4
     assert await db[models.GENERATION_FILES].count_documents({"sampleMark": True}) == total
@@ -111,7 +113,7 @@ async def test_a_run_killed_during_a_migration_finishes_it_at_the_next_start(db,
 async def test_two_starts_at_once_migrate_once(db):
     await dump.load(db)
     sample_migration.PAUSE = 0.05
-    assert await asyncio.gather(migrations.apply(db, WITH_SAMPLE), migrations.apply(db, WITH_SAMPLE)) == [2, 2]
+    assert await asyncio.gather(migrations.apply(db, WITH_SAMPLE), migrations.apply(db, WITH_SAMPLE)) == [SAMPLE.version] * 2
     assert (await db["SampleCounter"].find_one({"_id": "runs"}))["n"] == 1
 
 

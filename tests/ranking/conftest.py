@@ -7,7 +7,7 @@ import base64
 import aiohttp
 import pytest
 
-from services.ranking.multiaddr import encode
+from shared.multiaddr import encode
 from services.ranking.ranking import Ranking
 from services.ranking.routes import RANKING, routes
 from shared import models

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from cli.run import select_modules
-from services.ranking import multiaddr
+from shared import multiaddr
 from shared.config import ConfigError, parse
 from tests.conftest import free_port
 from tests.processes import singularity, start, stop, wait_http, write_config

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.ranking import multiaddr
+from shared import multiaddr
 from services.ranking.sources.base import Round, Source, SourceError
 from shared.criteria import BOOL, NUMBER, STRING
 from shared.lotus import LotusClient, LotusError, LotusRpcError

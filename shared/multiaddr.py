@@ -1,4 +1,4 @@
-"""Binary multiaddrs (as Lotus returns them, base64) to text, and to a provider's HTTP endpoint."""
+"""Multiaddrs, binary (as Lotus returns them, base64) or text (as IPNI does), to a provider's HTTP endpoint."""
 from __future__ import annotations
 
 import base64
@@ -82,6 +82,41 @@ def endpoint_of(multiaddrs) -> str | None:
         try:
             endpoint = http_endpoint(decode(base64.b64decode(encoded, validate=True)))
         except (ValueError, binascii.Error):
+            continue
+        if endpoint:
+            return endpoint
+    return None
+
+
+def parse_text(text: str) -> list[tuple[str, str | None]]:
+    """[(protocol, value)] of a text multiaddr; ValueError for an unknown protocol or a missing value."""
+    sizes = {name: size for name, size in _PROTOCOLS.values()}
+    items = text.strip().strip("/").split("/")
+    parts: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(items):
+        name = items[i]
+        if name not in sizes:
+            raise ValueError(f"unknown multiaddr protocol {name!r}")
+        i += 1
+        if sizes[name] == 0:
+            parts.append((name, None))
+            continue
+        if i >= len(items):
+            raise ValueError(f"multiaddr protocol {name!r} without its value")
+        parts.append((name, items[i]))
+        i += 1
+    return parts
+
+
+def endpoint_of_text(addrs) -> str | None:
+    """The first HTTP endpoint among text multiaddrs (`/dns4/sp.example/tcp/443/https`)."""
+    for text in addrs or []:
+        if not isinstance(text, str):
+            continue
+        try:
+            endpoint = http_endpoint(parse_text(text))
+        except ValueError:
             continue
         if endpoint:
             return endpoint
