@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from services.dealmaking import validation as deal
 from services.ranking.sources import SOURCES
+from services.replication import schemas
 from shared import criteria
 from shared.api import InvalidParameter
 from shared.config import Config
@@ -61,6 +62,9 @@ def deal_parameters(body: dict, config: Config) -> dict:
                 "maxPendingPerProvider": settings.max_pending_per_provider, "dealsPerDay": settings.deals_per_day}
     out = {key: default if body.get(key) is None else body[key] for key, default in defaults.items()}
     out["duration"] = deal.duration("duration", out["duration"])
+    if out["startDelay"] > schemas.MAX_START_DELAY:  # a configured default too (a given one is declared)
+        raise InvalidParameter(f"startDelay must be at most {schemas.MAX_START_DELAY} epochs (30 days)",
+                               out["startDelay"])
     out["price"] = deal.price("price", out["price"])
     template = body.get("urlTemplate")
     out["urlTemplate"] = default_url_template(config) if template is None else url_template(template)
