@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from services.dealmaking import validation as deal
 from services.preparation.validation import ROOTS_KEY, inside_roots
 from shared import models
-from shared.api import Body, InvalidParameter
+from shared.api import InvalidParameter
 from shared.ipld import carfile
 from shared.ipld import cid as cidlib
 from shared.ipld.commp import CommP
@@ -67,11 +67,10 @@ def _read(path: str) -> tuple[str, int, str, int]:
     return root, size, piece.cid, piece.padded_size
 
 
-async def inspect(body: Body, roots: list[str]) -> ImportedCar:
-    path = car_path(body.str("path"), roots)
-    given_data = body.str("dataCid", required=False)
-    given_piece = body.str("pieceCid", required=False)
-    given_size = body.size("pieceSize", required=False)
+async def inspect(body: dict, roots: list[str]) -> ImportedCar:
+    """body: the declared POST /replication body, with its path (types already checked)."""
+    path = car_path(body["path"], roots)
+    given_data, given_piece, given_size = body.get("dataCid"), body.get("pieceCid"), body.get("pieceSize")
     if given_data is not None:
         deal.data_cid("dataCid", given_data)
     if given_piece is not None:
@@ -80,7 +79,7 @@ async def inspect(body: Body, roots: list[str]) -> ImportedCar:
         deal.piece_size("pieceSize", given_size)
     root, size, piece_cid, piece_size = await asyncio.to_thread(_read, path)
     if size == 0:
-        raise InvalidParameter("the CAR file is empty", body.str("path")[:300])
+        raise InvalidParameter("the CAR file is empty", body["path"][:300])
     if given_size is not None:
         if given_size < piece_size:
             raise InvalidParameter("pieceSize is smaller than the file's piece", {"given": given_size, "file": piece_size})

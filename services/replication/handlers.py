@@ -11,7 +11,7 @@ from services.replication import carimport, requests
 from services.replication.proposer import deal_url
 from services.replication.planner import Chunk
 from shared import database, models
-from shared.api import Body, InvalidParameter, NotFound
+from shared.api import InvalidParameter, NotFound
 from shared.config import Config
 
 CSV_COLUMNS = ("miner_id", "deal_cid", "filename", "data_cid", "piece_cid", "start_epoch", "full_url", "client")
@@ -41,11 +41,11 @@ async def _dataset(db: AsyncDatabase, key: str) -> dict:
     return scan
 
 
-async def create(db: AsyncDatabase, config: Config, body: Body) -> dict:
+async def create(db: AsyncDatabase, config: Config, body: dict) -> dict:
     """POST /replication: for a prepared dataset, or for a CAR file (registered as a preparation)."""
     fields = requests.new_request(body, config)
-    if body.data.get("datasetId") is not None:
-        scan = await _dataset(db, body.str("datasetId"))
+    if body.get("datasetId") is not None:
+        scan = await _dataset(db, body["datasetId"])
         doc = models.replication_request({"preparationId": scan["_id"], **fields})
         await db[models.REPLICATION].insert_one(doc)
         return {"id": doc["_id"], "datasetId": scan["_id"]}
@@ -68,7 +68,7 @@ async def find(db: AsyncDatabase, request_id: str) -> dict:
     return doc
 
 
-async def update(db: AsyncDatabase, config: Config, request_id: str, body: Body) -> dict:
+async def update(db: AsyncDatabase, config: Config, request_id: str, body: dict) -> dict:
     """POST /replication/{id}: change its replicas, criteria or client; pause, resume or remove it."""
     request = await find(db, request_id)
     changes = requests.update(body, request, config)

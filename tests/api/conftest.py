@@ -1,7 +1,9 @@
-"""The four HTTP services on real sockets, in one thread with its own event loop (schemathesis and
+"""The five HTTP services on real sockets, in one thread with its own event loop (schemathesis and
 generated clients are synchronous), over one test database seeded with a prepared, indexed
-dataset, a preparation created through the API, a proposed deal and provider metrics collected
-from local fakes of the ranking sources."""
+dataset, a preparation created through the API, a proposed deal, provider metrics collected
+from local fakes of the ranking sources and a replication request of the prepared dataset (the
+replication API only reads and writes the database: no replicator runs here, so nothing it
+accepts makes or ranks deals)."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +27,7 @@ from services.indexing.indexer import build_index
 from services.preparation import service as preparation_service
 from services.ranking import service as ranking_service
 from services.ranking.ranking import Ranking
+from services.replication import service as replication_service
 from shared import config as config_module
 from shared import database
 from shared.api import app_runner
@@ -47,10 +50,12 @@ def build(service: str, config, db=None, ranking: Ranking | None = None) -> web.
         return dealmaking_service.make_app(runtime)
     if service == "hosting":
         return hosting_service.app(runtime)
+    if service == "replication":
+        return replication_service.make_app(runtime)
     return ranking_service.make_app(runtime, ranking or Ranking(config, db, None))
 
 
-SERVICES = ("preparation", "dealmaking", "hosting", "ranking")
+SERVICES = ("preparation", "dealmaking", "hosting", "ranking", "replication")
 
 
 class Fuzzed:
@@ -187,7 +192,11 @@ def live(mongo_server, tmp_path_factory):
         "wallet": WALLET, "keyPath": "wallet.key", "provider": PROVIDER, "pieceCid": PIECE_CID,
         "pieceSize": 2**35, "dataCid": DATA_CID, "url": "http://example.com/piece.car", "carSize": 30 * 2**30})
     assert status == 200, deal
-    state.seeded.update(created=created["id"], deal=deal["id"])
+    status, replication = state.call("replication", "POST", "/replication", {
+        "datasetId": state.seeded["preparation"], "minReplicas": 2, "criteria": "deals.acceptance_rate >= 0",
+        "client": WALLET, "keyPath": "wallet.key", "urlTemplate": ""})
+    assert status == 201, replication
+    state.seeded.update(created=created["id"], deal=deal["id"], replication=replication["id"])
     yield state
     stop["loop"].call_soon_threadsafe(stop["event"].set)
     thread.join(60)

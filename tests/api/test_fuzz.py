@@ -1,4 +1,4 @@
-"""Schemathesis against each live service (preparation, deal making, hosting, ranking): every
+"""Schemathesis against each live service (preparation, deal making, hosting, ranking, replication): every
 operation gets generated requests, valid and invalid, and every answer must be a non-5xx with a
 declared status, content type and schema.
 
@@ -73,3 +73,9 @@ def test_hosting_service(case, live):
 @bounded
 def test_ranking_service(case, live):
     fuzz(case, live, "ranking")
+
+
+@_schema("replication").parametrize()
+@bounded
+def test_replication_service(case, live):
+    fuzz(case, live, "replication")

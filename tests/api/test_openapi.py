@@ -16,6 +16,7 @@ from shared import config as config_module
 from shared.api import create_app
 from shared.operations import undeclared
 from tests.api.conftest import AUTH, SERVICES, build
+from tests.deals.conftest import WALLET
 
 # Every route the README names, per service.
 README_ROUTES = {
@@ -28,6 +29,8 @@ README_ROUTES = {
                 ("get", "/bundle/{key}/{path}"), ("head", "/bundle/{key}/{path}")},
     "ranking": {("post", "/ranking/lookup"), ("get", "/providers"), ("get", "/provider/{id}"),
                 ("post", "/ranking/refresh"), ("get", "/ranking/report")},
+    "replication": {("post", "/replication"), ("post", "/replication/{id}"), ("get", "/replications"),
+                    ("get", "/replication/{id}"), ("get", "/replication/{id}/csv")},
 }
 README_ROUTES["preparation"].add(("get", "/status"))
 DOCUMENTATION = {("get", "/openapi.json"), ("get", "/docs"), ("get", "/docs/{asset}")}
@@ -149,6 +152,7 @@ def test_a_wrong_method_is_a_405_that_says_which_are_allowed(live):
 
 def _seeded_calls(seeded: dict) -> list[tuple[str, str, str, dict]]:
     p, g, d, c = seeded["preparation"], seeded["generation"], seeded["dataCid"], seeded["pieceCid"]
+    r = seeded["replication"]
     return [
         ("preparation", "GET", "/preparations", {}),
         ("preparation", "GET", "/preparation/{id}", {"path_parameters": {"id": p}}),
@@ -179,6 +183,14 @@ def _seeded_calls(seeded: dict) -> list[tuple[str, str, str, dict]]:
         ("ranking", "GET", "/provider/{id}", {"path_parameters": {"id": "f09999"}}),  # tracked, no metric
         ("ranking", "GET", "/ranking/report", {}),
         ("ranking", "POST", "/ranking/refresh", {"body": {}}),
+        ("replication", "GET", "/replications", {"query": {"limit": 1}}),
+        ("replication", "GET", "/replication/{id}", {"path_parameters": {"id": r}}),
+        ("replication", "GET", "/replication/{id}/csv", {"path_parameters": {"id": r}, "query": {"provider": ""}}),
+        ("replication", "POST", "/replication/{id}", {"path_parameters": {"id": r}, "body": {"maxReplicas": 3}}),
+        ("replication", "POST", "/replication/{id}", {"path_parameters": {"id": r}, "body": {"state": "paused"}}),
+        ("replication", "POST", "/replication", {"body": {
+            "datasetId": seeded["name"], "minReplicas": 1, "criteria": [["deals.acceptance_rate", "gte", 0]],
+            "client": WALLET, "keyPath": "wallet.key", "price": "0", "verified": False}}),
     ]
 
 
