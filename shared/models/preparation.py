@@ -1,8 +1,5 @@
-"""The data model: collection names, states and the shape of every stored document.
-
-Lists that grow with a dataset (the files of a chunk, the blocks of a CAR) live in their own
-collections, one document per item, because a MongoDB document is capped at 16 MiB.
-"""
+"""Preparations and their jobs: scanning requests, chunks (generation requests), their files,
+blocks and problems, the dataset index blocks, worker health and the schema version."""
 from __future__ import annotations
 
 import time
@@ -128,39 +125,6 @@ def generation_request(scan: dict, index: int, file_count: int, size: int) -> di
     }
 
 
-# --- Deals (deal making and tracking services) ---
-DEAL_STATE = "DealState"
-# One document per (client, provider, piece) with a deal in flight; its unique _id is what makes
-# a retried POST /deal return the existing proposal instead of sending a second one.
-DEAL_PENDING = "DealPending"
-# The tracker's progress: the last chain height it applied, so a restart never goes backwards.
-DEAL_TRACKER = "DealTracker"
-
-
-class DealStatus(StrEnum):
-    SENDING = "sending"  # the boost client is running; no answer yet
-    PROPOSED = "proposed"
-    PUBLISHED = "published"
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    PROPOSAL_EXPIRED = "proposal_expired"
-    SLASHED = "slashed"
-    REJECTED = "rejected"
-    ERROR = "error"
-
-
-# While a deal is in one of these states, another request for the same piece returns it.
-DEAL_PENDING_STATES = (DealStatus.SENDING.value, DealStatus.PROPOSED.value, DealStatus.PUBLISHED.value)
-# The states the tracker watches on chain.
-DEAL_TRACKED_STATES = (DealStatus.PROPOSED.value, DealStatus.PUBLISHED.value, DealStatus.ACTIVE.value)
-
-INDEXES += [
-    (DEAL_STATE, [("state", 1), ("provider", 1)], {}),
-    (DEAL_STATE, [("pieceCid", 1)], {}),
-    (DEAL_STATE, [("dealId", 1)], {}),
-    (DEAL_STATE, [("client", 1), ("provider", 1), ("pieceCid", 1)], {}),
-]
-
 # --- Dataset index (services/indexing) ---
 # One document per block of an index CAR (`<out_dir>/<indexCid>.car`), so the hosting service
 # can answer /ipfs/{cid} for index blocks: {cid, preparationId, indexCid, offset, length}.
@@ -177,73 +141,9 @@ INDEXES += [
     (GENERATION_FILES, [("preparationId", 1), ("relativePath", 1), ("start", 1)], {}),
 ]
 
-# --- Provider metrics (ranking service) ---
-# One document per (provider, dataProvider, metricName): {provider, dataProvider, metricName,
-# metricValue (number, bool or string), updatedAt}. The _id is built from the three, so storing a
-# value is one upsert by _id (nx-27017 scans the collection for an upsert by any other filter).
-PROVIDER_METRIC = "ProviderMetric"
-# One document per source (dataProvider): when it last ran, succeeded, and its last error.
-PROVIDER_SOURCE = "ProviderSource"
-
-INDEXES += [
-    (PROVIDER_METRIC, [("provider", 1)], {}),
-]
-
-
-def provider_metric_id(provider: str, data_provider: str, metric_name: str) -> str:
-    # Provider ids and source names hold no "|", so the three parts never run into each other.
-    return f"{provider}|{data_provider}|{metric_name}"
-
-
-def provider_metric(provider: str, data_provider: str, metric_name: str, value, updated_at: float) -> dict:
-    # metricType travels with the value: nx-27017 stores a bool written by $set over an existing
-    # document as 0 or 1, so readers restore it with `metric_value`.
-    kind = "bool" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
-    return {"_id": provider_metric_id(provider, data_provider, metric_name), "provider": provider,
-            "dataProvider": data_provider, "metricName": metric_name, "metricValue": value,
-            "metricType": kind, "updatedAt": updated_at}
-
-
-def metric_value(doc: dict):
-    """A ProviderMetric's value in its own type (bool, int, float or str)."""
-    value = doc.get("metricValue")
-    if doc.get("metricType") == "bool" and isinstance(value, (bool, int)):
-        return bool(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)  # bson.Int64 back to a plain int
-    return value
-
 # Summaries count chunks and problems per state and preparation; with the state first these
 # indexes hold every field those counts read, so a count never loads a document.
 INDEXES += [
     (GENERATION, [("status", 1), ("preparationId", 1), ("size", 1)], {}),
     (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
 ]
-
-# --- Replication (services/replication) ---
-# Exponential backoff after a refused or failed proposal: one document per provider (`_id` the
-# provider) and per (piece, provider) (`_id` "piece|provider"): {failures, until, error, updatedAt}.
-REPLICATION_BACKOFF = "ReplicationBackoff"
-# A short lease per piece, held while one replicator counts that piece's live deals and proposes
-# one more: `_id` the piece CID, {workerId, requestId, provider, at}. Inserting it is atomic, so
-# two replicators never both propose the last replica that maxReplicas allows.
-REPLICA_LOCK = "ReplicaLock"
-
-INDEXES += [
-    (REPLICATION, [("preparationId", 1)], {}),
-    (REPLICATION, [("state", 1), ("workerId", 1)], {}),
-    (DEAL_STATE, [("createdAt", 1)], {}),
-    (REPLICATION_BACKOFF, [("until", 1)], {}),
-]
-
-
-def replication_request(fields: dict) -> dict:
-    """fields: the checked request (services/replication/requests.py)."""
-    return {
-        "_id": new_id(), **fields,
-        "state": "active",  # what the user asked for: active or paused
-        "status": Status.ACTIVE.value,  # of the replication: active, completed or error
-        "workerId": None, "error": None, "createdAt": now(), "nextRoundAt": 0.0, "lastRoundAt": None,
-        # What the last round found, so lists cost no query per request.
-        "replicationFactor": 0.0, "replicationCompleted": 0, "replicationInProgress": 0, "replicationTotal": 0,
-    }
