@@ -5,6 +5,8 @@ import base64
 import binascii
 import ipaddress
 
+from shared.ipld.varint import decode as _varint
+
 # code -> (name, size in bytes; -1 for a varint length prefix)
 _PROTOCOLS = {
     4: ("ip4", 4), 41: ("ip6", 16), 6: ("tcp", 2), 273: ("udp", 2), 33: ("dccp", 2), 132: ("sctp", 2),
@@ -12,19 +14,6 @@ _PROTOCOLS = {
     449: ("sni", -1), 480: ("http", 0), 443: ("https", 0), 448: ("tls", 0), 460: ("quic", 0),
     461: ("quic-v1", 0), 477: ("ws", 0), 478: ("wss", 0), 465: ("webtransport", 0), 290: ("p2p-circuit", 0),
 }
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if at >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
 
 
 def decode(data: bytes) -> list[tuple[str, str | None]]:
