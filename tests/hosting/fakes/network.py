@@ -21,6 +21,7 @@ from aiohttp import web
 from shared.ipld import carfile
 from shared.ipld import cid as cidlib
 from shared.ipld import varint
+from tests.ranking.fakes import Server
 
 
 class FakeProvider:
@@ -95,15 +96,14 @@ HTTP_METADATA = base64.b64encode(varint.encode(0x0920)).decode()
 BITSWAP_METADATA = base64.b64encode(varint.encode(0x0900)).decode()
 
 
-class FakeIpni:
+class FakeIpni(Server):
     """Every CID is announced by `providers`: [(peer id, text multiaddrs, metadata)]."""
 
     def __init__(self, providers: list[tuple[str, list[str], str]]):
+        super().__init__()
         self.providers = providers
         self.by_cid = True  # False: /cid/ answers 404, only /multihash/ knows the providers
         self.requests: list[str] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
     async def lookup(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
@@ -114,20 +114,9 @@ class FakeIpni:
             {"ContextID": base64.b64encode(b"ctx").decode(), "Metadata": metadata,
              "Provider": {"ID": peer, "Addrs": addrs}} for peer, addrs, metadata in self.providers]}]})
 
-    async def start(self) -> "FakeIpni":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/cid/{key}", self.lookup)
         app.router.add_get("/multihash/{key}", self.lookup)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
 
 
 class DnsServer(asyncio.DatagramProtocol):
