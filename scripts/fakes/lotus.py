@@ -131,7 +131,7 @@ class FakeLotus:
         if method in ("Filecoin.StateMinerInfo", "Filecoin.StateMinerPower"):
             miner = chain.miners.get(params[0])
             if miner is None:
-                return self._error(rpc_id, f"failed to load miner actor: actor not found")
+                return self._error(rpc_id, "failed to load miner actor: actor not found")
             return self._result(rpc_id, miner["info" if method.endswith("Info") else "power"])
         return self._error(rpc_id, f"method '{method}' not found")
 
