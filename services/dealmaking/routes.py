@@ -28,6 +28,13 @@ async def list_deals(request: web.Request, state: str | None, provider: str | No
     return json_response(await handlers.list_deals(request.app[DB], state, provider, piece, client, offset, limit))
 
 
+@routes.get("/deals/providers")
+@operation("The providers of our deals, by id, with their deals counted by state", query=page(default_limit=100, max_limit=1000),
+           responses={200: s.PROVIDER_COUNTS})
+async def provider_counts(request: web.Request, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.provider_counts(request.app[DB], offset, limit))
+
+
 @routes.get("/deal/{id}")
 @operation("One deal and its tracked state", path={"id": s.ID}, responses={200: s.DEAL}, errors={404: "no such deal"})
 async def get_deal(request: web.Request, id: str) -> web.Response:

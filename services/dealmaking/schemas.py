@@ -3,7 +3,7 @@ The values' own rules (address checksums, CID codecs, power-of-two sizes) are in
 from services.dealmaking import validation as v
 from shared.models import DealStatus
 from shared.operations import paged
-from shared.schema import Bool, Custom, Int, Json, Num, Obj, Size, Str, Text, record
+from shared.schema import Arr, Bool, Custom, Int, Json, Map, Num, Obj, Size, Str, Text, record
 
 PROPOSAL = Obj({
     "wallet": Str("the client's f1 or f3 wallet address; it signs the proposal",
@@ -46,6 +46,15 @@ DEAL = Obj({
 }, required=_ALWAYS, name="DealState")
 
 DEALS = record(paged("deals", DEAL), name="DealList")
+
+PROVIDER_COUNTS = record({
+    **paged("providers", record({
+        "provider": Text("the provider's ID address"),
+        "counts": Map(Int(minimum=0), "deals of ours with this provider, by state (states without deals are left out)"),
+        "total": Int("all our deals with this provider", minimum=0),
+    }, name="ProviderDeals")),
+    "states": Arr(Text(), description="every deal state, in lifecycle order"),
+}, name="ProviderDealsList")
 
 DEAL_FILTERS = {
     "state": Str("only deals in this state", enum=tuple(s.value for s in DealStatus)),

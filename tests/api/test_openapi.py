@@ -22,7 +22,8 @@ from tests.deals.conftest import WALLET
 README_ROUTES = {
     "preparation": {("post", "/preparation"), ("post", "/preparation/{id}"), ("get", "/preparations"),
                     ("get", "/preparation/{id}"), ("get", "/generation/{id}"), ("get", "/preparation/{id}/files")},
-    "dealmaking": {("post", "/deal"), ("get", "/deals"), ("get", "/deal/{id}")},
+    "dealmaking": {("post", "/deal"), ("get", "/deals"), ("get", "/deal/{id}"),
+                   ("get", "/deals/providers")},
     "hosting": {("get", "/{cid}.car"), ("head", "/{cid}.car"), ("get", "/piece/{cid}"), ("head", "/piece/{cid}"),
                 ("get", "/ipfs/{cid}"), ("head", "/ipfs/{cid}"), ("get", "/ipfs/{cid}/{path}"),
                 ("head", "/ipfs/{cid}/{path}"), ("get", "/index/{key}"), ("get", "/bundle/{key}"), ("head", "/bundle/{key}"),
