@@ -50,17 +50,17 @@ def deal_states(data: dict) -> dict:
 
 
 def bytes_per_bucket(data: dict) -> dict:
+    """Bars of the bytes packed in each bucket; a point's `time` is its bucket's end."""
+    bucket = data.get("bucket") if isinstance(data.get("bucket"), (int, float)) and data["bucket"] > 0 else 86400
     points = sorted((p for p in data.get("points") or [] if isinstance(p.get("time"), (int, float))),
                     key=lambda p: p["time"])
     if not points:
         return {"empty": True, "bars": []}
-    start, end = points[0]["time"], points[-1]["time"]
-    step = (end - start) / max(len(points) - 1, 1) if len(points) > 1 else 86400
-    end += step
+    start, end = points[0]["time"] - bucket, points[-1]["time"]
     top = max(p.get("bytes") or 0 for p in points) or 1
-    width = max(1.0, (WIDTH - LEFT - RIGHT) * step / max(end - start, 1) * 0.8)
-    bars = [{"x": _x(p["time"], start, end), "y": _y(p.get("bytes") or 0, top), "width": round(width, 1),
-             "height": round(HEIGHT - BOTTOM - _y(p.get("bytes") or 0, top), 1), "label": _label(p["time"]),
+    width = max(1.0, (WIDTH - LEFT - RIGHT) * bucket / max(end - start, 1) * 0.8)
+    bars = [{"x": _x(p["time"] - bucket, start, end), "y": _y(p.get("bytes") or 0, top), "width": round(width, 1),
+             "height": round(HEIGHT - BOTTOM - _y(p.get("bytes") or 0, top), 1), "label": _label(p["time"] - bucket),
              "bytes": p.get("bytes") or 0, "chunks": p.get("chunks") or 0} for p in points]
     total = sum(b["bytes"] for b in bars)
     return {"empty": not total, "bars": bars, "total": total, **_frame(start, end, top, size)}

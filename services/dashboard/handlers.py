@@ -94,11 +94,15 @@ async def workers(services: Services) -> dict:
 
 
 async def history(services: Services, days: int) -> dict:
+    # Buckets in seconds; the services give at most 1,000 of them. Days end at midnight UTC.
+    day = 86400
     now = int(time.time())
-    since = now - days * 86400
+    until = (now // day + 1) * day
+    since = until - days * day
+    states_bucket = 3600 if days <= 7 else day
     (deals_data, deals_error), (prep_data, prep_error) = await asyncio.gather(
-        attempt(services.get("dealmaking", "/deals/history", since=since, until=now, bucket="day")),
-        attempt(services.get("preparation", "/preparations/history", since=since, until=now, bucket="day")))
+        attempt(services.get("dealmaking", "/deals/history", since=since, until=min(now, until), bucket=states_bucket)),
+        attempt(services.get("preparation", "/preparations/history", since=since, until=until, bucket=day)))
     notices = [_older(e, "deal state history") for e in (deals_error,) if e]
     notices += [_older(e, "preparation history") for e in (prep_error,) if e]
     return {"days": days, "deal_chart": charts.deal_states(deals_data) if deals_data else None,

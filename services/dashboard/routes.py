@@ -126,7 +126,7 @@ async def workers(request: web.Request) -> dict:
 
 @page("/charts", "charts.html")
 async def charts(request: web.Request) -> dict:
-    return await handlers.history(request.app[SERVICES], max(1, number(request, "days", 30, 3660)))
+    return await handlers.history(request.app[SERVICES], max(1, number(request, "days", 30, 1000)))
 
 
 @routes.post("/live/lookup")

@@ -63,8 +63,6 @@ class Suite:
             "dashboard": {"enabled": True, "port": ports["dashboard"]},
         }
         self.fakes.configure(data)
-        # The one ranking source that needs no network: metrics from our own deals.
-        data["ranking_service"]["sources"] = ["deals"]
         self.config = root / "config.toml"
         self.config.write_text(config_module.to_toml(data))
         self.log = root / "run.log"
