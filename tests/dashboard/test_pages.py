@@ -158,3 +158,16 @@ def test_safe_next():
     assert auth.safe_next("/deals?provider=f01") == "/deals?provider=f01"
     for target in ("//evil.example", "https://evil.example", "/\\evil.example", "", None, "deals"):
         assert auth.safe_next(target) == "/"
+
+
+async def test_the_services_accept_the_dashboard_s_origin_by_default(db, config, serve_app):
+    config.connection.dashboard = "http://127.0.0.1:3000"
+    prep = await serve_app(create_app(config, db, prep_routes))
+    ours = await prep.get("/preparations", headers={"Origin": "http://127.0.0.1:3000"})
+    assert ours.status == 200 and ours.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:3000"
+    other = await prep.get("/preparations", headers={"Origin": "http://127.0.0.1:3001"})
+    assert other.status == 403
+    config.connection.dashboard = "http://dash.lan:8000"  # a name of ours: its Host is accepted too
+    named = await serve_app(create_app(config, db, prep_routes))
+    response = await named.get("/preparations", headers={"Host": "dash.lan:3001", "Origin": "http://dash.lan:8000"})
+    assert response.status == 200
