@@ -108,7 +108,12 @@ def preparation_progress(summary: dict, rates: Rates) -> dict:
     scan_rate = None if scan_done else rates.observe("scan:" + summary["id"], scanned)
     car_rate = summary.get("rate") or rates.observe("car:" + summary["id"], done) or 0
     remaining = max(0, scanned - done)
-    eta = remaining / car_rate if car_rate > 0 and scan_done and remaining else (0 if scan_done and not remaining and total_chunks else None)
+    if not scan_done:
+        eta = None  # what is left is known only once the scan has ended
+    elif not remaining:
+        eta = 0 if total_chunks else None
+    else:
+        eta = remaining / car_rate if car_rate > 0 else None
     return {
         "scan_done": scan_done, "scan_rate": scan_rate,
         "car_percent": percent(done, scanned), "car_rate": car_rate, "eta": eta,
