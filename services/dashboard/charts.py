@@ -8,7 +8,7 @@ import datetime as dt
 from services.dashboard.views import size
 
 WIDTH, HEIGHT = 800, 260
-LEFT, RIGHT, TOP, BOTTOM = 60, 10, 10, 30
+LEFT, RIGHT, TOP, BOTTOM = 60, 30, 10, 30
 COLORS = {"sending": "#9e9e9e", "proposed": "#1e88e5", "published": "#8e24aa", "active": "#43a047",
           "expired": "#795548", "proposal_expired": "#fb8c00", "slashed": "#e53935", "rejected": "#d81b60",
           "error": "#6d4c41"}
@@ -42,7 +42,8 @@ def deal_states(data: dict) -> dict:
     if not points:
         return {"empty": True, "series": []}
     start, end = points[0]["time"], points[-1]["time"]
-    top = max([(p.get("counts") or {}).get(s, 0) or 0 for p in points for s in states] or [1])
+    highest = max([(p.get("counts") or {}).get(s, 0) or 0 for p in points for s in states] or [1])
+    top = -(-max(highest, 1) // 4) * 4  # whole numbers on the four grid lines
     series = [{"state": s, "color": COLORS.get(s, "#607d8b"), "last": (points[-1].get("counts") or {}).get(s, 0),
                "points": " ".join(f"{_x(p['time'], start, end)},{_y((p.get('counts') or {}).get(s, 0) or 0, top)}"
                                   for p in points)} for s in states]
