@@ -89,7 +89,7 @@ def seeded(suite, tmp_path_factory):
     return {"prep": prep, "deal": deal["id"], "rep": rep}
 
 
-def test_without_logging_in_no_page_or_data_request_works(suite, seeded, browser, screenshots):
+def test_without_logging_in_no_page_or_data_request_works(browser, suite, seeded, screenshots):
     for path in (p.format(**seeded) for p in PAGES):
         status, answer = suite.call(suite.dashboard + path)
         assert status == 303, (path, status)  # to the login page, with nothing of the page
@@ -125,7 +125,7 @@ def test_without_logging_in_no_page_or_data_request_works(suite, seeded, browser
     assert browser.execute_script("return document.cookie") == "", "scripts must not read the session"
 
 
-def test_a_preparation_created_through_the_api_appears_with_its_progress(suite, seeded, browser, screenshots):
+def test_a_preparation_created_through_the_api_appears_with_its_progress(browser, suite, seeded, screenshots):
     log_in(browser, suite)
     row = f'tr[data-preparation="{seeded["prep"]}"]'
     shows(browser, row, "the preparation's row")
@@ -155,7 +155,7 @@ def test_a_preparation_created_through_the_api_appears_with_its_progress(suite, 
     screenshot(browser, screenshots, "preparation")
 
 
-def test_a_deal_from_the_fake_boost_appears_under_its_provider(suite, seeded, browser, screenshots):
+def test_a_deal_from_the_fake_boost_appears_under_its_provider(browser, suite, seeded, screenshots):
     log_in(browser, suite, "/deals")
     cells = f'tr[data-provider="{PROVIDER}"]'
     shows(browser, cells, "the provider's row")
@@ -170,7 +170,7 @@ def test_a_deal_from_the_fake_boost_appears_under_its_provider(suite, seeded, br
     screenshot(browser, screenshots, "deals")
 
 
-def test_pause_resume_and_remove_from_the_pages_go_through_the_api(suite, seeded, browser, screenshots):
+def test_pause_resume_and_remove_from_the_pages_go_through_the_api(browser, suite, seeded, screenshots):
     root = suite.root
     make_tree(root / "other", {"a.bin": 5000, "b.bin": 7000})
     other = suite.api("preparation", "POST", "/preparation", {"name": "other", "path": str(root / "other"),
@@ -211,7 +211,7 @@ def test_pause_resume_and_remove_from_the_pages_go_through_the_api(suite, seeded
                     interval=0.2, what="the request to be active again")
 
 
-def test_a_name_holding_markup_is_shown_as_text(suite, browser):
+def test_a_name_holding_markup_is_shown_as_text(browser, suite):
     root = suite.root
     make_tree(root / "markup", {"x.bin": 100})
     name = "<img src=x onerror=document.title='owned'>"
@@ -223,7 +223,7 @@ def test_a_name_holding_markup_is_shown_as_text(suite, browser):
     suite.api("preparation", "POST", f"/preparation/{prep}", {"state": "removed"})
 
 
-def test_the_other_pages_render_with_the_suite_s_data(suite, seeded, browser, screenshots):
+def test_the_other_pages_render_with_the_suite_s_data(browser, suite, seeded, screenshots):
     log_in(browser, suite, f"/replication/{seeded['rep']}")
     shows(browser, "h1", "the request's page", seeded["rep"])
     # The replicator proposes the chunks to the provider through the fake boost.
