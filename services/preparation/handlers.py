@@ -169,19 +169,14 @@ async def prepared_history(db: AsyncDatabase, preparation: str | None, since: in
                            bucket: int) -> dict:
     """GET /preparations/history: the chunks packed in each bucket, by their completion time."""
     window = timeline.window(since, until, bucket)
-    match: dict = {"status": {"$eq": Status.COMPLETED.value},
-                   "completedAt": {"$gte": window.since, "$lt": window.until}}
+    match: dict = {"status": {"$eq": Status.COMPLETED.value}}
     if preparation is not None:
         match["preparationId"] = {"$eq": preparation}
-    rows = await (await db[models.GENERATION].aggregate([
-        {"$match": match},
-        {"$group": {"_id": window.number("completedAt"), "bytes": {"$sum": "$size"}, "carBytes": {"$sum": "$carSize"},
-                    "chunks": {"$sum": 1}, "files": {"$sum": "$fileCount"}}}])).to_list(None)
-    found = {timeline.bucket_of(row["_id"]): row for row in rows}
-    points = []
-    for number in range(window.count):
-        row = found.get(number, {})
-        points.append({"time": window.end(number), **{k: row.get(k, 0) for k in ("bytes", "carBytes", "chunks", "files")}})
+    rows = await window.per_bucket(db[models.GENERATION], match, "completedAt", {
+        "bytes": {"$sum": "$size"}, "carBytes": {"$sum": "$carSize"}, "chunks": {"$sum": 1},
+        "files": {"$sum": "$fileCount"}})
+    points = [{"time": window.end(number), **{k: row.get(k, 0) for k in ("bytes", "carBytes", "chunks", "files")}}
+              for number, row in enumerate(rows)]
     return {**window.answer(), "points": points}
 
 

@@ -58,6 +58,9 @@ def deal_transition(deal: dict, change: dict) -> dict:
 
 INDEXES += [
     (DEAL_TRANSITION, [("time", 1)], {}),
+    # The history counts the transitions into and out of each state by time.
+    (DEAL_TRANSITION, [("to", 1), ("time", 1)], {}),
+    (DEAL_TRANSITION, [("from", 1), ("time", 1)], {}),
     (DEAL_TRANSITION, [("provider", 1), ("time", 1)], {}),
     (DEAL_TRANSITION, [("deal", 1), ("time", 1)], {}),
     # The deals whose recorded changes are not yet in DealTransition (a writer stopped in between).

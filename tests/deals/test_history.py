@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from services.dealmaking import history as history_module
 from services.dealmaking import transitions
 from shared import models, timeline
 
@@ -57,6 +58,22 @@ async def test_a_rejected_proposal_is_recorded(api, fake_boost, proposal):
     assert response.status == 422
     deal_id = (await response.json())["detail"]["id"]
     assert await history_of(api, deal_id) == [(None, "sending", None), ("sending", "rejected", None)]
+
+
+async def test_a_sender_killed_before_copying_its_creation_loses_nothing(api, db, fake_boost, proposal):
+    """A sender killed after storing its deal (with the creation and its token) but before copying:
+    the request that finds its stale key moves the deal to error and records both changes."""
+    from .conftest import PIECE_CID, WALLET
+    old = models.now() - 6 * 365 * 86400
+    creation = models.state_change(None, "sending", at=old)
+    await db[models.DEAL_STATE].insert_one({"_id": "crashed", "client": WALLET, "provider": PROVIDER,
+                                            "pieceCid": PIECE_CID, "createdAt": old, **transitions.fields(creation)})
+    await db[models.DEAL_PENDING].insert_one(
+        {"_id": f"{WALLET}|{PROVIDER}|{PIECE_CID}", "dealStateId": "crashed", "createdAt": old})
+    response = await api.post("/deal", json=proposal)
+    assert response.status == 200
+    assert await history_of(api, "crashed") == [(None, "sending", None), ("sending", "error", None)]
+    assert "historyPending" not in await state_of(db, "crashed")
 
 
 async def test_a_round_records_its_changes_in_one_batch(db, lotus, tracker, monkeypatch):
@@ -139,7 +156,9 @@ async def history(api, **params) -> tuple[int, dict]:
     return response.status, await response.json()
 
 
-async def test_history_counts_the_states_at_each_bucket_end(api, db):
+@pytest.mark.parametrize("push_limit", [history_module.PUSH_LIMIT, 0], ids=["times-grouped", "bucket-per-state"])
+async def test_history_counts_the_states_at_each_bucket_end(api, db, monkeypatch, push_limit):
+    monkeypatch.setattr(history_module, "PUSH_LIMIT", push_limit)
     await seed(db, [
         ("a", "f01", None, "sending", T0 - 10),  # before the window: counted from the first point on
         ("a", "f01", "sending", "proposed", T0 - 5),
