@@ -36,19 +36,21 @@ DEAL_PENDING_STATES = (DealStatus.SENDING.value, DealStatus.PROPOSED.value, Deal
 # The states the tracker watches on chain.
 DEAL_TRACKED_STATES = (DealStatus.PROPOSED.value, DealStatus.PUBLISHED.value, DealStatus.ACTIVE.value)
 
+
 def transition_id(deal_id: str, from_state: str | None) -> str:
     return f"{deal_id}|{from_state or ''}"
 
 
 def state_change(from_state: str | None, to_state: str, epoch: int | None = None,
                  at: float | None = None) -> dict:
-    """One entry of a DealState's `history`: written with the state itself, in the same update,
-    so a change is never lost between the two writes (services/dealmaking/transitions.py)."""
+    """One change of a deal's state. It is stored on the DealState in the update that changes the
+    state (`changedFrom`, `changedAt`, `changedEpoch`, with a `historyPending` token), then copied
+    to DealTransition, so it is never lost between the two writes (services/dealmaking/transitions.py)."""
     return {"from": from_state, "to": to_state, "epoch": epoch, "time": time.time() if at is None else at}
 
 
 def deal_transition(deal: dict, change: dict) -> dict:
-    """The DealTransition document of one entry of `deal`'s history."""
+    """The DealTransition document of one change of `deal`."""
     return {
         "_id": transition_id(deal["_id"], change["from"]), "deal": deal["_id"], "dealId": deal.get("dealId"),
         "provider": deal.get("provider"), "pieceCid": deal.get("pieceCid"), "client": deal.get("client"),
