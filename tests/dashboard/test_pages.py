@@ -171,3 +171,28 @@ async def test_the_services_accept_the_dashboard_s_origin_by_default(db, config,
     named = await serve_app(create_app(config, db, prep_routes))
     response = await named.get("/preparations", headers={"Host": "dash.lan:3001", "Origin": "http://dash.lan:8000"})
     assert response.status == 200
+
+
+async def test_the_charts_draw_the_history_the_services_keep(dashboard, db):
+    now = models.now()
+    day = 86400
+    # Two days ago a deal was proposed, yesterday it became active; another was rejected today.
+    for deal, changes in (("d1", [(None, "sending", 2.1), ("sending", "proposed", 2.0), ("proposed", "active", 1.0)]),
+                          ("d2", [(None, "sending", 0.1), ("sending", "rejected", 0.05)])):
+        for before, after, days_ago in changes:
+            await db[models.DEAL_TRANSITION].insert_one(models.deal_transition(
+                {"_id": deal, "provider": "f01000", "pieceCid": "baga", "client": "f1x"},
+                models.state_change(before, after, at=now - days_ago * day)))
+    scan = models.scanning_request("charted", "/data/charted", 2**20, 2**19, 2**19 + 1)
+    await db[models.SCANNING].insert_one(scan)
+    chunks = [models.generation_request(scan, i, 1, 1000 * (i + 1)) for i in range(3)]
+    for i, chunk in enumerate(chunks):
+        chunk.update(status="completed", completedAt=now - (i % 2) * day)
+    await db[models.GENERATION].insert_many(chunks)
+    text = await (await dashboard.get("/charts?days=7")).text()
+    assert "notice" not in text, text
+    states = re.findall(r'<polyline class="series" stroke="[^"]+" points="([^"]+)"><title>(\w+)</title>', text)
+    assert sorted(name for _, name in states) == ["active", "proposed", "rejected", "sending"]
+    heights = [float(h) for h in re.findall(r'<rect class="column" x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"', text)]
+    assert len(heights) == 7 and sum(1 for h in heights if h > 0) == 2  # today and yesterday
+    assert "5.86 KiB in all" in text  # 1000 + 2000 + 3000 bytes
