@@ -7,9 +7,10 @@ import weakref
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dealmaking import boost, pending
+from services.dealmaking import boost
 from services.dealmaking import proposal as proposal_module
 from shared import database, metrics, models
+from shared import deal_pending as pending
 from shared.api import ApiError, Conflict, NotFound, Unavailable
 from shared.config import Config
 from shared.models import DealStatus

@@ -12,6 +12,7 @@ DEAL_STATE = "DealState"
 DEAL_PENDING = "DealPending"
 # The tracker's progress: the last chain height it applied, so a restart never goes backwards.
 DEAL_TRACKER = "DealTracker"
+DEAL_TRACKER_ID = "tracker"  # its one document (replication reads the tracked height there too)
 
 
 class DealStatus(StrEnum):

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from services.dealmaking.routes import routes
-from services.hosting.piece import unpadded
 from services.hosting.service import create as hosting_app
 from shared import models
 from shared.api import create_app
+from shared.cars import unpadded
 from tests.hosting.fakes.prepared import prepare, write_tree
 
 API_TOKEN = "owner-secret-1"
