@@ -45,7 +45,7 @@ def metric_value(kind: str, i: int, j: int):
     return (i * 31 + j * 17) % 5000
 
 
-async def lookup_bench(url: str, providers: int, runs: int) -> tuple[float, float, float, int]:
+async def lookup_bench(url: str, providers: int, runs: int) -> tuple[float, float, float, float, int]:
     async with connect(url) as db:
         config = config_module.parse({})
         async with aiohttp.ClientSession() as session:
@@ -68,6 +68,11 @@ async def lookup_bench(url: str, providers: int, runs: int) -> tuple[float, floa
             began = time.perf_counter()
             await ranking.load()
             load_s = time.perf_counter() - began
+            # The re-read every reload_interval when no other host stored anything: by the updatedAt index.
+            began = time.perf_counter()
+            applied = await ranking.reload()
+            reload_ms = (time.perf_counter() - began) * 1000
+            assert applied == 0, applied
             app = create_app(config, db, routes)
             app[RANKING] = ranking
             api = TestClient(TestServer(app))
@@ -89,7 +94,7 @@ async def lookup_bench(url: str, providers: int, runs: int) -> tuple[float, floa
                         and (r.get("lotus.raw_power", 0) > 1000 or r.get("filrep.region") == "Europe")]
             baseline = (time.perf_counter() - began) / runs
             assert found == min(100, len(hits)), (found, len(hits))
-    return statistics.median(times) * 1000, baseline * 1000, load_s, found
+    return statistics.median(times) * 1000, baseline * 1000, load_s, reload_ms, found
 
 
 async def refresh_bench(url: str, providers: int) -> tuple[float, float, int]:
@@ -126,9 +131,10 @@ def main() -> None:
     with scratch("bench-ranking-") as work:
         with embedded(str(work / "db"), args.port) as server:
             print(f"cpus: {os.cpu_count()}")
-            median_ms, base_ms, load_s, found = asyncio.run(
+            median_ms, base_ms, load_s, reload_ms, found = asyncio.run(
                 lookup_bench(f"{server.url}/bench_lookup", args.providers, args.runs))
             print(f"table load of {args.providers:,} providers x 30 metrics from the database: {load_s:.1f} s")
+            print(f"table re-read with nothing new since (every reload_interval): {reload_ms:.1f} ms")
             print(f"baseline hand-written filter over the same rows: {base_ms:.1f} ms")
             print(f"POST /ranking/lookup, 5-term criteria, {found} shown, median of {args.runs}: {median_ms:.1f} ms "
                   f"(target < {LOOKUP_TARGET_MS} ms: {'met' if median_ms < LOOKUP_TARGET_MS else 'MISSED'})")
