@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import aiohttp
 
-import aiohttp  # noqa: E402
-
-from bench.api import free_port, seed, wait_ready  # noqa: E402
-from shared import database  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
+from api import seed, wait_ready
+from common import connect, embedded, free_port, scratch
 
 TARGET = 2.0
 DB_NAME = "bench_dashboard"
@@ -64,50 +58,44 @@ async def timed(session: aiohttp.ClientSession, url: str, repeat: int) -> tuple[
 
 
 async def main(args) -> int:
-    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
-    server = EmbeddedDatabase(path=str(work / "db"), port=free_port()).start()
-    url = f"{server.url}/{DB_NAME}"
-    try:
-        client = database.client(url)
-        db = client[DB_NAME]
-        await database.ensure_indexes(db)
-        started = time.perf_counter()
-        ids, big = await seed(db, 1000, 20, 10_000, args.files)
-        print(f"seeded 1,000 preparations of 20 chunks, one of 10,000 chunks and {args.files:,} files "
-              f"in {time.perf_counter() - started:.0f} s")
-        await client.close()
+    with scratch("bench-dashboard-") as work, embedded(str(work / "db")) as server:
+        url = f"{server.url}/{DB_NAME}"
+        async with connect(url) as db:
+            started = time.perf_counter()
+            ids, big = await seed(db, 1000, 20, 10_000, args.files)
+            print(f"seeded 1,000 preparations of 20 chunks, one of 10,000 chunks and {args.files:,} files "
+                  f"in {time.perf_counter() - started:.0f} s")
         ports = [free_port() for _ in range(3)]
         process = subprocess.Popen([sys.executable, __file__, "--serve", url, *map(str, ports)], start_new_session=True)
-        prep, _, dash = (f"http://127.0.0.1:{p}" for p in ports)
         try:
-            async with aiohttp.ClientSession() as session:
-                await wait_ready(session, [f"{prep}/preparations", f"{dash}/static/dashboard.css"], process)
-                pages = [
-                    ("preparations, first page", "/preparations", "/preparations?limit=50"),
-                    ("preparations, last page", "/preparations?offset=950", "/preparations?offset=950&limit=50"),
-                    ("big preparation, first chunks", f"/preparation/{big}", f"/preparation/{big}?limit=50"),
-                    ("big preparation, last chunks", f"/preparation/{big}?offset=9950",
-                     f"/preparation/{big}?offset=9950&limit=50"),
-                    ("big preparation, file search", f"/preparation/{big}?path=d00050/",
-                     f"/preparation/{big}/files?path=d00050/&limit=100"),
-                    ("live part of the preparations", "/live/preparations?offset=500", "/preparations?offset=500&limit=50"),
-                    ("workers", "/workers", "/status"),
-                ]
-                worst = 0.0
-                print(f"{'page':34} {'dashboard':>20} {'API call behind it':>20}")
-                for name, page, api in pages:
-                    page_median, page_max = await timed(session, dash + page, args.repeat)
-                    api_median, _ = await timed(session, prep + api, args.repeat)
-                    worst = max(worst, page_max)
-                    print(f"{name:34} {page_median * 1000:>9.0f} ms (max {page_max * 1000:.0f}) {api_median * 1000:>12.0f} ms")
-                print(f"slowest page load: {worst:.2f} s (target <= {TARGET:.0f} s): {'met' if worst <= TARGET else 'MISSED'}")
-                return 0 if worst <= TARGET else 1
+            return await measure(process, *(f"http://127.0.0.1:{p}" for p in ports), big, args.repeat)
         finally:
             process.terminate()
             process.wait(timeout=30)
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+
+
+async def measure(process: subprocess.Popen, prep: str, deals: str, dash: str, big: str, repeat: int) -> int:
+    async with aiohttp.ClientSession() as session:
+        await wait_ready(session, [f"{prep}/preparations", f"{dash}/static/dashboard.css"], process)
+        pages = [
+            ("preparations, first page", "/preparations", "/preparations?limit=50"),
+            ("preparations, last page", "/preparations?offset=950", "/preparations?offset=950&limit=50"),
+            ("big preparation, first chunks", f"/preparation/{big}", f"/preparation/{big}?limit=50"),
+            ("big preparation, last chunks", f"/preparation/{big}?offset=9950", f"/preparation/{big}?offset=9950&limit=50"),
+            ("big preparation, file search", f"/preparation/{big}?path=d00050/",
+             f"/preparation/{big}/files?path=d00050/&limit=100"),
+            ("live part of the preparations", "/live/preparations?offset=500", "/preparations?offset=500&limit=50"),
+            ("workers", "/workers", "/status"),
+        ]
+        worst = 0.0
+        print(f"{'page':34} {'dashboard':>20} {'API call behind it':>20}")
+        for name, page, api in pages:
+            page_median, page_max = await timed(session, dash + page, repeat)
+            api_median, _ = await timed(session, prep + api, repeat)
+            worst = max(worst, page_max)
+            print(f"{name:34} {page_median * 1000:>9.0f} ms (max {page_max * 1000:.0f}) {api_median * 1000:>12.0f} ms")
+        print(f"slowest page load: {worst:.2f} s (target <= {TARGET:.0f} s): {'met' if worst <= TARGET else 'MISSED'}")
+        return 0 if worst <= TARGET else 1
 
 
 if __name__ == "__main__":
