@@ -328,6 +328,39 @@ static PyObject *cid_text(PyObject *self, PyObject *arg) {
     return text;
 }
 
+/* The inverse, for CID text read back from the database. None when `text` is not 'b' + base32
+ * (lower or upper case, no padding): the caller says why. */
+static PyObject *cid_bytes(PyObject *self, PyObject *arg) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "CID text must be str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(arg)) Py_RETURN_NONE;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    if (n < 1 || p[0] != 'b') Py_RETURN_NONE;
+    Py_ssize_t chars = n - 1, len = chars * 5 / 8;
+    int rest = (int)(chars * 5 % 8);
+    if (rest >= 5) Py_RETURN_NONE; /* a length no whole number of bytes encodes to */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
+    if (!out) return NULL;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+    uint64_t acc = 0;
+    int bits = 0;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        unsigned c = p[i], v;
+        if (c >= 'a' && c <= 'z') v = c - 'a';
+        else if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= '2' && c <= '7') v = c - '2' + 26;
+        else { Py_DECREF(out); Py_RETURN_NONE; }
+        acc = (acc << 5) | v;
+        bits += 5;
+        if (bits >= 8) { bits -= 8; o[k++] = (uint8_t)(acc >> bits); }
+    }
+    return out; /* leftover bits are dropped, as base64.b32decode does */
+}
+
 static PyObject *mod_has_shani(PyObject *m, PyObject *unused) { return PyBool_FromLong(BLOCKS != blocks_portable); }
 
 static PyMethodDef module_methods[] = {
@@ -335,6 +368,7 @@ static PyMethodDef module_methods[] = {
     {"sha256", (PyCFunction)(void (*)(void))py_sha256, METH_VARARGS | METH_KEYWORDS,
      "sha256(data, use_shani=True) -> digest (the hash read_blocks uses; for tests)"},
     {"cid_text", cid_text, METH_O, "cid_text(cid bytes) -> 'b' + base32 lower case without padding"},
+    {"cid_bytes", cid_bytes, METH_O, "cid_bytes(text) -> the bytes of cid_text's form, or None"},
     {"uses_shani", mod_has_shani, METH_NOARGS, "whether read_blocks hashes with the SHA extensions"},
     {NULL}};
 

@@ -114,3 +114,18 @@ def test_a_file_changed_in_the_middle_of_a_batch_is_named(tmp_path):
         pack_chunk(entries, str(out))
     assert info.value.path == str(root / "f07") and "size" in str(info.value)
     assert os.listdir(out) == []
+
+
+def test_cid_text_reads_back_as_base64_does():
+    rng = random.Random(10)
+    for n in range(0, 41):
+        raw = rng.randbytes(n)
+        text = cidlib.to_str(raw)
+        assert smallfiles.cid_bytes(text) == raw and smallfiles.cid_bytes("b" + text[1:].upper()) == raw
+        assert cidlib.from_str(text) == raw
+    for bad in ("", "x", "bafy!", "bé", "b1"):
+        assert smallfiles.cid_bytes(bad) is None, bad
+    with pytest.raises(ValueError):
+        cidlib.from_str("zQm")
+    with pytest.raises(ValueError):  # binascii.Error is one
+        cidlib.from_str("b1")
