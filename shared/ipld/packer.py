@@ -4,7 +4,7 @@ bytes on a thread of its own.
 The calling thread reads 1 MiB chunks, hashes them (hashlib releases the GIL) and writes the
 CAR; a second thread runs commP over the same bytes (the C extension releases the GIL too), so
 two cores are busy. Memory is bounded by a small pool of chunk buffers that go back to the
-reader only once commP is done with them. Runs of small files in a directory go through the C
+reader only once commP is done with them (and, for small files, by BACKLOG). Runs of small files in a directory go through the C
 extension `_smallfiles` a batch at a time (open, checks, read, CID, CAR frame), when it loads.
 """
 import functools
@@ -31,6 +31,7 @@ FEED_BATCH = 1 << 20  # bytes of small blocks handed to the commP thread at once
 # enough that cancellation and progress stay prompt and the batch's buffer small.
 RUN_FILES = 1024
 RUN_BYTES = 8 << 20
+BACKLOG = 64 << 20  # bytes of small blocks read ahead of commP at most
 
 
 class PackCancelled(Exception):
@@ -49,6 +50,8 @@ class CommPThread:
         self._error: BaseException | None = None
         self._pending: list = []
         self._pending_bytes = 0
+        self._queued = 0  # bytes handed to the thread and not hashed yet
+        self._hashed = threading.Condition()
         for _ in range(BUFFERS):
             self._free.put(bytearray(chunk_size))
         self._thread = threading.Thread(target=self._run, name="commp", daemon=True)
@@ -61,12 +64,16 @@ class CommPThread:
                     self.hasher.release(functools.partial(self._free.put, item))
                 else:
                     self._free.put(item)
-            elif self._error is None:
-                try:
-                    for part in item:
-                        self.hasher.update(part)
-                except BaseException as exc:  # surfaced to the packing thread by acquire/close
-                    self._error = exc
+            else:
+                if self._error is None:
+                    try:
+                        for part in item:
+                            self.hasher.update(part)
+                    except BaseException as exc:  # surfaced to the packing thread by acquire/close
+                        self._error = exc
+                with self._hashed:
+                    self._queued -= sum(len(p) for p in item)
+                    self._hashed.notify()
 
     def feed(self, parts: list) -> None:
         # Small blocks are handed over a batch at a time: a queue hop (and a thread wake-up) per
@@ -78,8 +85,17 @@ class CommPThread:
 
     def _flush(self) -> None:
         if self._pending:
+            with self._hashed:
+                self._queued += self._pending_bytes
             self._work.put(self._pending)
             self._pending, self._pending_bytes = [], 0
+
+    def wait_room(self, limit: int) -> None:
+        """Block while more than limit bytes wait for commP: small files are read into blocks of
+        their own, not the buffer pool, so this is what bounds their memory."""
+        with self._hashed:
+            while self._queued > limit and self._error is None and self._thread.is_alive():
+                self._hashed.wait(0.5)
 
     def acquire(self) -> bytearray:
         if self._error is not None:
@@ -243,6 +259,7 @@ class Packer:
 
     def frames_of(self, run, names, dir_fd: int, nofollow: bool, links: list, cids: dict,
                   spans: dict | None) -> int:
+        self.commp.wait_room(BACKLOG)
         entries = [e for _, _, e in run]
         frames, block_cids, positions, done = read_blocks(dir_fd, names, entries, nofollow, self.car.seen)
         base = self.car.put_frames(frames)

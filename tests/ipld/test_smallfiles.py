@@ -129,3 +129,25 @@ def test_cid_text_reads_back_as_base64_does():
         cidlib.from_str("zQm")
     with pytest.raises(ValueError):  # binascii.Error is one
         cidlib.from_str("b1")
+
+
+def test_small_files_wait_for_commp_beyond_the_backlog(tmp_path, monkeypatch):
+    make_tree(tmp_path / "tree", random.Random(11), files=200)
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    expect = pack_path(str(tmp_path / "tree"), str(reference))
+    seen = []
+    real_wait = packer.CommPThread.wait_room
+
+    def wait_room(self, limit):
+        real_wait(self, limit)
+        seen.append(self._queued)
+
+    monkeypatch.setattr(packer.CommPThread, "wait_room", wait_room)
+    monkeypatch.setattr(packer, "BACKLOG", 0)
+    monkeypatch.setattr(packer, "RUN_FILES", 8)
+    out = tmp_path / "out"
+    out.mkdir()
+    got = pack_path(str(tmp_path / "tree"), str(out))
+    assert (got.data_cid, got.piece_cid) == (expect.data_cid, expect.piece_cid)
+    assert len(seen) > 10 and max(seen) == 0  # every batch read only once commP had caught up
