@@ -31,6 +31,7 @@ FEED_BATCH = 1 << 20  # bytes of small blocks handed to the commP thread at once
 # enough that cancellation and progress stay prompt and the batch's buffer small.
 RUN_FILES = 1024
 RUN_BYTES = 8 << 20
+SMALL_MAX = 1 << 30  # the extension's limit on one block (chunk_size can be set larger)
 BACKLOG = 64 << 20  # bytes of small blocks read ahead of commP at most
 
 
@@ -202,7 +203,7 @@ class Packer:
         for name, child in tree.items():
             if not isinstance(child, dict):
                 index, e = child
-                if read_blocks is not None and e.end - e.start <= self.chunk_size and \
+                if read_blocks is not None and e.end - e.start <= min(self.chunk_size, SMALL_MAX) and \
                         (not run or run[0][2].root == e.root):
                     run.append((name, index, e))
                     if len(run) >= RUN_FILES:
