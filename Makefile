@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/docrates.py
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/history.py
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py

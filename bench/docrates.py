@@ -15,25 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from common import connect, embedded, scratch
 from pymongo import UpdateOne  # noqa: E402
 
-from shared import database, embedded, models  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from shared import embedded as embedded_module  # noqa: E402
+from shared import models  # noqa: E402
 
 
 def file_docs(n: int, generation: str) -> list[dict]:
@@ -43,47 +32,43 @@ def file_docs(n: int, generation: str) -> list[dict]:
 
 
 async def rates(work: Path, n: int, batch: int) -> dict[str, float]:
-    server = EmbeddedDatabase(path=str(work / "db"), port=free_port())
-    server.start()
-    client = database.client(f"{server.url}/bench")
     out: dict[str, float] = {}
-    try:
-        db = client["bench"]
-        await database.ensure_indexes(db)
-
-        async def timed(name: str, step) -> None:
-            start = time.perf_counter()
-            await step()
-            out[name] = n / (time.perf_counter() - start)
-
-        docs = file_docs(n, "6560a1b2c3d4e5f601234567")
-
-        async def insert(collection: str, documents: list[dict]):
-            for i in range(0, n, batch):
-                await db[collection].insert_many(documents[i:i + batch], ordered=False)
-
-        await timed("insert_many, GenerationFile with its 2 indexes", lambda: insert(models.GENERATION_FILES, docs))
-        await timed("insert_many, no index but _id", lambda: insert("Plain", file_docs(n, "x")))
-
-        async def update():
-            for i in range(0, n, batch):
-                await db[models.GENERATION_FILES].bulk_write(
-                    [UpdateOne({"_id": d["_id"]}, {"$set": {"cid": f"bafkrei{j:052d}", "carOffset": j * 8300,
-                                                          "carLength": 8300}})
-                     for j, d in enumerate(docs[i:i + batch], i)], ordered=False)
-
-        await timed("bulk_write UpdateOne by _id", update)
-
-        async def read():
-            got = await db[models.GENERATION_FILES].find({"generationId": docs[0]["generationId"]},
-                                                         batch_size=10_000).sort("order", 1).to_list(None)
-            assert len(got) == n
-
-        await timed("find by generationId, sorted", read)
-    finally:
-        await client.close()
-        server.stop()
+    with embedded(str(work / "db")) as server:
+        async with connect(f"{server.url}/bench") as db:
+            await measure(db, n, batch, out)
     return out
+
+
+async def measure(db, n: int, batch: int, out: dict[str, float]) -> None:
+    async def timed(name: str, step) -> None:
+        start = time.perf_counter()
+        await step()
+        out[name] = n / (time.perf_counter() - start)
+
+    docs = file_docs(n, "6560a1b2c3d4e5f601234567")
+
+    async def insert(collection: str, documents: list[dict]):
+        for i in range(0, n, batch):
+            await db[collection].insert_many(documents[i:i + batch], ordered=False)
+
+    await timed("insert_many, GenerationFile with its 2 indexes", lambda: insert(models.GENERATION_FILES, docs))
+    await timed("insert_many, no index but _id", lambda: insert("Plain", file_docs(n, "x")))
+
+    async def update():
+        for i in range(0, n, batch):
+            await db[models.GENERATION_FILES].bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$set": {"cid": f"bafkrei{j:052d}", "carOffset": j * 8300,
+                                                      "carLength": 8300}})
+                 for j, d in enumerate(docs[i:i + batch], i)], ordered=False)
+
+    await timed("bulk_write UpdateOne by _id", update)
+
+    async def read():
+        got = await db[models.GENERATION_FILES].find({"generationId": docs[0]["generationId"]},
+                                                     batch_size=10_000).sort("order", 1).to_list(None)
+        assert len(got) == n
+
+    await timed("find by generationId, sorted", read)
 
 
 def main() -> None:
@@ -91,16 +76,15 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=5000)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-docrates-"))
-    launcher = embedded._LAUNCHER
-    try:
-        batched = asyncio.run(rates(work / "batched", args.docs, args.batch))
-        # The server as released: the launcher without the transaction per command.
-        embedded._LAUNCHER = launcher.replace("nx_batches.install()", "pass")
-        released = asyncio.run(rates(work / "released", args.docs, args.batch))
-    finally:
-        embedded._LAUNCHER = launcher
-        shutil.rmtree(work, ignore_errors=True)
+    launcher = embedded_module._LAUNCHER
+    with scratch("bench-docrates-") as work:
+        try:
+            batched = asyncio.run(rates(work / "batched", args.docs, args.batch))
+            # The server as released: the launcher without the transaction per command.
+            embedded_module._LAUNCHER = launcher.replace("nx_batches.install()", "pass")
+            released = asyncio.run(rates(work / "released", args.docs, args.batch))
+        finally:
+            embedded_module._LAUNCHER = launcher
     print(f"nx-27017, {args.docs} documents in batches of {args.batch}; load average {os.getloadavg()[0]:.1f}")
     print(f"  {'operation':<48} {'as run here':>12} {'as released':>12}  (documents/s)")
     for name, rate in batched.items():
