@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/smallfiles.py
 	$(BIN)/python bench/smallfiles.py --files 100000 --size 1KiB
+	$(BIN)/python bench/docrates.py
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/history.py

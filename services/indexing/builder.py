@@ -143,6 +143,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
     root = DirEntry()
     for gen in generations:
         reader = ChunkSpans(db, gen, out_dir)
+        data_cid = cidlib.from_str(gen["dataCid"])  # once per chunk, not per file
         try:
             cursor = db[models.GENERATION_FILES].find({"generationId": {"$eq": gen["_id"]}},
                                                       batch_size=10_000).sort("order", 1)
@@ -169,7 +170,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                     "selector": "/" + doc["relativePath"],
                     "offset": start,
                     "length": end - start,
-                    "dataCid": cidlib.from_str(gen["dataCid"]),
+                    "dataCid": data_cid,
                     "pieceCid": gen["pieceCid"],
                     "pieceSize": int(gen["pieceSize"]),
                     "carOffset": car_offset,
