@@ -4,9 +4,13 @@ on changed files is rebuilt, and a chunk with live deals is never touched."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import random
 import shutil
+import tarfile
+
+import aiohttp
 
 from cli import retrieve as cli_retrieve
 from services.indexing.indexer import build_index
@@ -78,6 +82,13 @@ async def test_rescan_adds_chunks_for_exactly_the_new_and_changed_files(db, conf
     summary = await retrieve_all(hosting, "demo", out)
     assert summary["indexCid"] == index
     assert snapshot(out / "demo") == snapshot(root)  # the new tree, byte for byte, empty folder too
+    async with aiohttp.ClientSession() as session, session.get(f"{hosting}/bundle/demo") as response:
+        assert response.status == 200
+        bundle = tarfile.open(fileobj=io.BytesIO(await response.read()))
+    members = {m.name[len("demo/"):]: m for m in bundle.getmembers() if m.name.startswith("demo/")}
+    files, dirs = snapshot(root)
+    assert {n: bundle.extractfile(m).read() for n, m in members.items() if m.isfile()} == files
+    assert sorted(n for n, m in members.items() if m.isdir()) == sorted(dirs)
 
     # The mapping keeps every version with its chunk; the newest is the one served.
     mapping = await handlers.files(db, prepared.id, "big/split.bin", 0, 100)
