@@ -104,6 +104,9 @@ class RescanRun(ScanRun):
                 await asyncio.gather(self.pending, return_exceptions=True)
 
     async def compare_walk(self) -> None:
+        # What the refresh placed must be stored before the comparison reads the stored versions,
+        # or it would be placed again.
+        await self.flush(wait=True)
         # The problems are those of this walk: the last one's go (their folder may be readable now).
         await self.db[models.SCAN_PROBLEMS].delete_many({"preparationId": {"$eq": self.id}})
         reader = StoredReader(self.db, self.id)
