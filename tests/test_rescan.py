@@ -178,3 +178,26 @@ async def test_the_worker_refuses_a_dataset_no_longer_inside_its_roots(db, confi
         assert await db[models.GENERATION_FILES].count_documents({}) == 0
     finally:
         shutil.rmtree(elsewhere)
+
+
+async def test_a_refresh_and_a_walk_in_one_job_place_each_range_once(db, tmp_path):
+    root = tmp_path / "ds"
+    prep = await scanned(db, root, {"a.bin": os.urandom(100_000), "b.bin": os.urandom(100_000)})
+    (chunk,) = await db[models.GENERATION].find({"preparationId": prep}).to_list(None)
+    (root / "b.bin").write_bytes(os.urandom(600_000))  # past the chunk's room (maxSize 512 KiB)
+    await db[models.GENERATION].update_one({"_id": chunk["_id"]}, {"$set": {
+        "status": "error", "error": "file changed since the scan", "sourceChanged": True}})
+    await handlers.set_state(db, prep, "active")  # the refresh
+    run = await rescanned(db, prep)  # and a walk, in the same job
+    assert run.counts["refreshed"] == 1 and run.counts["unchanged"] == 2 and run.counts["changed"] == 0
+    got = await newest(db, prep)  # contiguous ranges, none twice
+    assert got == {"a.bin": (1, False, 100_000, 100_000), "b.bin": (1, False, 600_000, 600_000)}
+    chunks = await db[models.GENERATION].find({"preparationId": prep}).sort("index", 1).to_list(None)
+    assert [(c["index"], c["status"]) for c in chunks] == [(0, "active"), (1, "active")]
+    assert chunks[0]["size"] + chunks[1]["size"] == 700_000 and 100_000 < chunks[0]["size"] <= DEAL // 2
+    assert (chunks[0]["fileCount"], chunks[1]["fileCount"]) == (2, 1)
+    # Run again (as after a kill right at the end): nothing more.
+    await handlers.set_state(db, prep, "active")
+    run = await rescanned(db, prep, "again")
+    assert run.counts["refreshed"] == 0 and await newest(db, prep) == got
+    assert await db[models.GENERATION].count_documents({"preparationId": prep}) == 2
