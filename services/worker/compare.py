@@ -48,14 +48,13 @@ class Stored:
 
 def stored_of(group: list[dict]) -> Stored:
     """The newest version among the documents of one path."""
-    top = max(fileversions.version_of(d) for d in group)
-    ranges = sorted((d for d in group if fileversions.version_of(d) == top), key=lambda d: d["start"])
+    ranges = fileversions.newest_ranges(group)
     covered = 0
     for doc in ranges:
         if doc["start"] <= covered:
             covered = max(covered, doc["end"])
     first = ranges[0]
-    return Stored(first["relativePath"], top, bool(first.get("deleted")), bool(first.get("directory")),
+    return Stored(first["relativePath"], fileversions.version_of(first), bool(first.get("deleted")), bool(first.get("directory")),
                   first["size"], first.get("mtime"), covered)
 
 

@@ -40,10 +40,15 @@ def newest(docs: Iterable[dict]) -> Iterator[list[dict]]:
 
 
 def _newest_of(group: list[dict]) -> Iterator[list[dict]]:
-    top = max(version_of(d) for d in group)
-    ranges = sorted((d for d in group if version_of(d) == top), key=lambda d: d["start"])
+    ranges = newest_ranges(group)
     if not any(d.get("deleted") for d in ranges):
         yield ranges
+
+
+def newest_ranges(group: list[dict]) -> list[dict]:
+    """Of the documents of one path, those of its newest version (a tombstone too), by start."""
+    top = max(version_of(d) for d in group)
+    return sorted((d for d in group if version_of(d) == top), key=lambda d: d["start"])
 
 
 async def newer_versions(db, preparation_id: str) -> dict[str, tuple[int, bool]]:
