@@ -71,8 +71,11 @@ async def test_paths_whose_string_and_walk_orders_differ(db, tmp_path):
     assert await newest(db, prep) == {
         "data": (1, True, 0, 0), "data-2": (1, False, 10, 10), "data.txt": (1, False, 3, 3),
         "e.x": (1, False, 1, 1), "e/child": (1, False, 15, 15), "f/inside": (1, False, 12, 12)}
-    files_doc = await db[models.GENERATION_FILES].find({"preparationId": prep, "relativePath": "f"}).to_list(None)
-    assert sorted((fileversions.version_of(d), bool(d.get("deleted"))) for d in files_doc) == [(1, False), (2, True)]
+    mapping = (await handlers.files(db, prep, "f", 0, 100))["files"]  # the file's versions, then the folder
+    assert sorted((f["relativePath"], f["version"], f["deleted"], f["latest"]) for f in mapping) == [
+        ("f", 1, False, False), ("f", 2, True, True), ("f/inside", 1, False, True)]
+    assert [f["relativePath"] for f in (await handlers.files(db, prep, "f", 1, 1))["files"]] == ["f"]
+    assert (await handlers.files(db, prep, "f", 2, 5))["total"] == 3
 
     # Back again: a new version after the tombstone, never a clash with it.
     shutil.rmtree(root / "f")

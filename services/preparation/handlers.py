@@ -179,16 +179,23 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
     collection = db[models.GENERATION_FILES]
     query: dict = {"preparationId": {"$eq": preparation_id}}
     prefix = prefix.strip("/")
+    queries = [query]
     if prefix:
-        # The path itself (a file, its ranges or an empty directory), else anything under "path/"
-        # ("0" is the character after "/"); never both, as nothing lies under a file or an empty
-        # directory. Two plain conditions rather than one $or, which the embedded server answers
-        # by reading the whole collection.
-        exact = {**query, "relativePath": {"$eq": prefix}}
-        query = exact if await collection.find_one(exact, {"_id": 1}) else {
-            **query, "relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}
-    docs = await collection.find(query).sort(
-        [("relativePath", 1), ("start", 1)]).skip(offset).limit(limit).to_list(None)
+        # The path itself (a file, its ranges or an empty directory, in all its versions), then
+        # anything under "path/" ("0" is the character after "/"): a path can be both, when a
+        # file's newest version is a folder. Two plain conditions rather than one $or, which the
+        # embedded server answers by reading the whole collection.
+        queries = [{**query, "relativePath": {"$eq": prefix}},
+                   {**query, "relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}]
+    docs: list[dict] = []
+    total = 0
+    for part in queries:
+        count = await database.count(collection, part)
+        skip = max(0, offset - total)
+        total += count
+        if skip < count and len(docs) < limit:
+            docs += await collection.find(part).sort(
+                [("relativePath", 1), ("start", 1)]).skip(skip).limit(limit - len(docs)).to_list(None)
     # Not asked with an empty list: the embedded server answers `$in: []` by reading every chunk.
     chunk_ids = list({d["generationId"] for d in docs if d.get("generationId")})
     chunks = {doc["_id"]: doc async for doc in db[models.GENERATION].find(
@@ -212,7 +219,7 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
         "id": scan["_id"],
         "name": scan["name"],
         "files": entries,
-        "total": await database.count(collection, query),
+        "total": total,
         "offset": offset,
         "limit": limit,
     }
