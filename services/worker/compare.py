@@ -10,6 +10,7 @@ merge has passed waits in `pending` until the walk is past the place it would co
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ class Stored:
 
 def stored_of(group: list[dict]) -> Stored:
     """The newest version among the documents of one path."""
+    if len(group) == 1:  # most paths: one version of one range
+        doc = group[0]
+        covered = doc["end"] if doc["start"] == 0 else 0
+        return Stored(doc["relativePath"], fileversions.version_of(doc), bool(doc.get("deleted")),
+                      bool(doc.get("directory")), doc["size"], doc.get("mtime"), covered)
     ranges = fileversions.newest_ranges(group)
     covered = 0
     for doc in ranges:
@@ -94,17 +100,22 @@ class StoredReader:
         self.done = False
         self.limit = PAGE
         self.queries = 0
+        self.ahead: asyncio.Future | None = None  # the next page, asked while this one is compared
+
+    def query(self, start: str | None, limit: int):
+        query: dict = {"preparationId": {"$eq": self.preparation_id}}
+        if start is not None:
+            query["relativePath"] = {"$gte": start}
+        self.queries += 1
+        return self.collection.find(query, {"_id": 0, "relativePath": 1, "version": 1, "deleted": 1, "directory": 1,
+                                            "size": 1, "mtime": 1, "start": 1, "end": 1}, batch_size=limit
+                                    ).sort([("relativePath", 1), ("start", 1)]).limit(limit).to_list(None)
 
     async def page(self) -> None:
         """Read the next page into the buffer (nothing once every path is read)."""
         while not self.done:
-            query: dict = {"preparationId": {"$eq": self.preparation_id}}
-            if self.next_from is not None:
-                query["relativePath"] = {"$gte": self.next_from}
-            docs = await self.collection.find(query, {"_id": 0, "relativePath": 1, "version": 1, "deleted": 1,
-                                                      "directory": 1, "size": 1, "mtime": 1, "start": 1, "end": 1}
-                                              ).sort([("relativePath", 1), ("start", 1)]).limit(self.limit).to_list(None)
-            self.queries += 1
+            ahead, self.ahead = self.ahead, None
+            docs = await (ahead or self.query(self.next_from, self.limit))
             if len(docs) < self.limit:
                 self.done = True
             else:
@@ -115,6 +126,8 @@ class StoredReader:
                     self.limit *= 2  # one path with more ranges and versions than a page
                     continue
                 self.next_from = last
+                # The server reads the next page while this one is compared with the walk.
+                self.ahead = asyncio.ensure_future(self.query(self.next_from, self.limit))
             group: list[dict] = []
             for doc in docs:
                 if group and doc["relativePath"] != group[0]["relativePath"]:
@@ -124,6 +137,12 @@ class StoredReader:
             if group:
                 self.buffer.append(stored_of(group))
             return
+
+    async def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.cancel()
+            await asyncio.gather(self.ahead, return_exceptions=True)
+            self.ahead = None
 
 
 class Compare:

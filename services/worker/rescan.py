@@ -111,7 +111,15 @@ class RescanRun(ScanRun):
         await self.db[models.SCAN_PROBLEMS].delete_many({"preparationId": {"$eq": self.id}})
         reader = StoredReader(self.db, self.id)
         compare = Compare(reader, self.request["path"])
-        walker = walk(self.request["path"], key=path_order)
+        try:
+            await self.compare_with(compare, walk(self.request["path"], key=path_order))
+        finally:
+            await reader.close()
+        for key, value in compare.counts.items():
+            self.counts[key] += value
+        self.queries += reader.queries
+
+    async def compare_with(self, compare: Compare, walker) -> None:
         while batch := await asyncio.to_thread(list, itertools.islice(walker, BATCH)):
             await compare.before(batch)
             for item in batch:
@@ -130,9 +138,6 @@ class RescanRun(ScanRun):
             await self.gone(compare)
             await self.check()
         await self.gone(compare)
-        for key, value in compare.counts.items():
-            self.counts[key] += value
-        self.queries += reader.queries
 
     async def gone(self, compare: Compare) -> None:
         self.tombstones += [fileversions.tombstone(self.id, s.path, s.version + 1) for s in compare.deleted]
