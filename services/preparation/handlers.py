@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
 from services.preparation import summaries
-from shared import database, models
+from shared import database, models, timeline
 from shared.api import Conflict, Duplicate, InvalidParameter, NotFound
 from shared.config import Config
 from shared.models import Status, fileversions
@@ -237,6 +237,21 @@ async def newest_versions(collection, preparation_id: str, docs: list[dict]) -> 
                                        {"relativePath": 1, "version": 1}):
             newest[d["relativePath"]] = max(newest[d["relativePath"]], fileversions.version_of(d))
     return newest
+
+
+async def prepared_history(db: AsyncDatabase, preparation: str | None, since: int | None, until: int | None,
+                           bucket: int) -> dict:
+    """GET /preparations/history: the chunks packed in each bucket, by their completion time."""
+    window = timeline.window(since, until, bucket)
+    match: dict = {"status": {"$eq": Status.COMPLETED.value}}
+    if preparation is not None:
+        match["preparationId"] = {"$eq": preparation}
+    rows = await window.per_bucket(db[models.GENERATION], match, "completedAt", {
+        "bytes": {"$sum": "$size"}, "carBytes": {"$sum": "$carSize"}, "chunks": {"$sum": 1},
+        "files": {"$sum": "$fileCount"}})
+    points = [{"time": window.end(number), **{k: row.get(k, 0) for k in ("bytes", "carBytes", "chunks", "files")}}
+              for number, row in enumerate(rows)]
+    return {**window.answer(), "points": points}
 
 
 async def status(db: AsyncDatabase, config: Config) -> dict:

@@ -147,3 +147,6 @@ INDEXES += [
     (GENERATION, [("status", 1), ("preparationId", 1), ("size", 1)], {}),
     (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
 ]
+
+# GET /preparations/history groups completed chunks by their completion time.
+INDEXES += [(GENERATION, [("status", 1), ("completedAt", 1)], {})]

@@ -21,8 +21,10 @@ from tests.deals.conftest import WALLET
 # Every route the README names, per service.
 README_ROUTES = {
     "preparation": {("post", "/preparation"), ("post", "/preparation/{id}"), ("get", "/preparations"),
-                    ("get", "/preparation/{id}"), ("get", "/generation/{id}"), ("get", "/preparation/{id}/files")},
-    "dealmaking": {("post", "/deal"), ("get", "/deals"), ("get", "/deal/{id}")},
+                    ("get", "/preparation/{id}"), ("get", "/generation/{id}"), ("get", "/preparation/{id}/files"),
+                    ("get", "/preparations/history")},
+    "dealmaking": {("post", "/deal"), ("get", "/deals"), ("get", "/deal/{id}"), ("get", "/deals/history"),
+                   ("get", "/deals/transitions")},
     "hosting": {("get", "/{cid}.car"), ("head", "/{cid}.car"), ("get", "/piece/{cid}"), ("head", "/piece/{cid}"),
                 ("get", "/ipfs/{cid}"), ("head", "/ipfs/{cid}"), ("get", "/ipfs/{cid}/{path}"),
                 ("head", "/ipfs/{cid}/{path}"), ("get", "/index/{key}"), ("get", "/bundle/{key}"), ("head", "/bundle/{key}"),
@@ -162,6 +164,9 @@ def _seeded_calls(seeded: dict) -> list[tuple[str, str, str, dict]]:
         ("preparation", "POST", "/preparation/{id}", {"path_parameters": {"id": seeded["created"]},
                                                       "body": {"state": "paused"}}),
         ("dealmaking", "GET", "/deals", {}),
+        ("dealmaking", "GET", "/deals/history", {"query": {"bucket": 3600}}),
+        ("dealmaking", "GET", "/deals/transitions", {"query": {"deal": seeded["deal"]}}),
+        ("preparation", "GET", "/preparations/history", {"query": {"preparation": p, "bucket": 3600}}),
         ("dealmaking", "GET", "/deal/{id}", {"path_parameters": {"id": seeded["deal"]}}),
         ("hosting", "GET", "/{cid}.car", {"path_parameters": {"cid": d}}),
         ("hosting", "GET", "/{cid}.car", {"path_parameters": {"cid": d}, "headers": {"Range": "bytes=0-9"}}),
