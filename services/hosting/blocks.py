@@ -7,9 +7,9 @@ import asyncio
 import logging
 import os
 
-from services.hosting import catalog, paths
+from services.hosting import catalog
 from shared.ipld import carfile
-from shared import models
+from shared import cars, models
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,11 @@ async def read_at(path, offset: int, length: int) -> bytes:
 async def find_block(db, car_dir: str, cid: str) -> bytes | None:
     """The bytes of block `cid` from any CAR under car_dir that the database places it in, of a
     preparation that exists."""
-    if paths.valid_cid(cid) is None:
+    if cars.valid_cid(cid) is None:
         return None
     for collection, car_key in ((CAR_BLOCKS, "dataCid"), (models.INDEX_BLOCKS, "indexCid")):
         for doc in await catalog.block_locations(db, collection, cid):
-            path = paths.car_path(car_dir, doc.get(car_key, ""))
+            path = cars.car_path(car_dir, doc.get(car_key, ""))
             if path is None:
                 continue
             try:

@@ -16,11 +16,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.hosting import filedata, paths
+from services.hosting import filedata
 from services.indexing import builder, model, tarformat
 from shared import models
 from shared.models import fileversions
 from shared.api import NotFound
+from shared.cars import car_path
 from shared.ipld import cid as cidlib
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
             if gen is None or gen.get("status") != models.Status.COMPLETED.value:
                 raise NotFound("a chunk holding this path is not prepared yet", member.name)
             if gen["_id"] not in on_host:
-                if paths.car_path(car_dir, gen.get("dataCid") or "") is None:
+                if car_path(car_dir, gen.get("dataCid") or "") is None:
                     raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
                 on_host.add(gen["_id"])
     total = sum(tarformat.member_length(m.name, m.size, m.mtime, m.directory) for m in listed) + len(tarformat.END)
@@ -168,7 +169,7 @@ async def _stream(response, db, car_dir: str, listed: list[Member], generations:
     def car_of(doc: dict) -> filedata.Car:
         gen = generations[doc["generationId"]]
         if gen["_id"] not in cars:
-            cars[gen["_id"]] = filedata.Car(db, paths.car_path(car_dir, gen["dataCid"]), gen["dataCid"])
+            cars[gen["_id"]] = filedata.Car(db, car_path(car_dir, gen["dataCid"]), gen["dataCid"])
         return cars[gen["_id"]]
 
     out = _Output(response)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.hosting import paths
-from services.preparation.validation import inside_roots
-from shared import models
+from shared import cars, models
+from shared.roots import inside_roots
 
 # Copies of one CID looked at per request: the same bytes prepared in a few datasets.
 MAX_COPIES = 8
@@ -40,7 +39,7 @@ def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
     regular file inside deal_preparation_service.dataset_roots and no symlink leads elsewhere."""
     imported = chunk.get("importedCar")
     if not imported:
-        return paths.car_path(car_dir, chunk.get("dataCid") or "")
+        return cars.car_path(car_dir, chunk.get("dataCid") or "")
     if not isinstance(imported, str) or os.path.realpath(imported) != imported or not inside_roots(imported, roots):
         return None
     return Path(imported) if os.path.isfile(imported) else None
@@ -49,7 +48,7 @@ def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
 async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()) -> Path | None:
     """`<car_dir>/<cid>.car` when it is a completed chunk's CAR or the current index CAR of an
     existing preparation (an imported CAR: its own path, see chunk_car)."""
-    if paths.valid_cid(cid) is None:
+    if cars.valid_cid(cid) is None:
         return None
     found = await chunks(db, "dataCid", cid)
     for chunk in found:
@@ -60,7 +59,7 @@ async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()) -> Path | 
         roots = await db[models.INDEX_BLOCKS].find({"cid": cid, "indexCid": cid}).limit(MAX_COPIES).to_list(None)
         if not await live(db, roots):
             return None
-    return paths.car_path(car_dir, cid)
+    return cars.car_path(car_dir, cid)
 
 
 async def block_locations(db, collection: str, cid: str) -> list[dict]:

@@ -21,10 +21,6 @@ _ZEROS = bytes(1 << 16)
 _READ = 1 << 20
 
 
-def unpadded(piece_size: int) -> int:
-    return piece_size // 128 * 127
-
-
 def _etag_matches(header: str | None, etag: str) -> bool:
     if not header:
         return False

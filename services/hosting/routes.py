@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.hosting import blocks, bundle, catalog, paths, piece, trustless
+from services.hosting import blocks, bundle, catalog, piece, trustless
 from services.hosting import schemas as s
+from shared import cars
 from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
 from shared.operations import Content, Empty, operation
 from shared.schema import Text
@@ -54,13 +55,13 @@ async def car_file(request: web.Request, cid: str) -> web.StreamResponse:
            errors=s.RANGE_ERRORS)
 async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
     piece_cid = cid
-    if paths.valid_cid(piece_cid) is None:
+    if cars.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
         car = catalog.chunk_car(_car_dir(request), _roots(request), gen)
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue
-        return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),
+        return await piece.serve(request, car, int(gen["carSize"]), cars.unpadded(int(gen["pieceSize"])),
                                  f'"{piece_cid}"')
     raise NotFound("no such piece", piece_cid)
 

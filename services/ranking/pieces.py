@@ -9,9 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.hosting.paths import car_path
-from services.hosting.piece import unpadded
 from shared import models
+from shared.cars import car_path, unpadded
 
 _BATCH = 500
 

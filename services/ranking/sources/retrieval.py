@@ -20,13 +20,12 @@ import aiohttp
 from services.ranking import pieces
 from services.ranking.sources.base import Round, Source
 from shared import models
-from shared.criteria import NUMBER, STRING
+from shared.metric_catalog import METRICS
 
 
 class Retrieval(Source):
     name = "retrieval"
-    metrics = {"retrieval.success_rate": NUMBER, "retrieval.checked": NUMBER, "retrieval.ttfb_ms": NUMBER,
-               "retrieval.last_error": STRING}
+    metrics = METRICS[name]
 
     def __init__(self, seed: int | None = None):
         self.random = random.Random(seed)
