@@ -16,17 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import resource
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 
+import common
 from pymongo import monitoring
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.preparation import handlers  # noqa: E402
 from services.worker.compare import path_order  # noqa: E402
@@ -34,7 +29,6 @@ from services.worker.rescan import RescanRun  # noqa: E402
 from services.worker.scanning import ScanRun  # noqa: E402
 from services.worker.walk import walk  # noqa: E402
 from shared import database, jobs, models  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
 
 DEAL = 32 << 30
 
@@ -51,13 +45,6 @@ class Commands(monitoring.CommandListener):
 
     def failed(self, event) -> None:
         pass
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_tree(root: Path, files: int, folders: int) -> None:
@@ -97,7 +84,7 @@ async def step(name: str, commands: Commands, fn) -> tuple[float, dict]:
 async def bench(work: Path, files: int, folders: int, changes: int) -> None:
     root = work / "tree"
     make_tree(root, files, folders)
-    server = EmbeddedDatabase(path=str(work / "db"), port=free_port())
+    server = common.embedded(str(work / "db"))
     server.start()
     commands = Commands()
     try:
@@ -143,11 +130,8 @@ def main() -> None:
     parser.add_argument("--folders", type=int, default=100)
     parser.add_argument("--changes", type=int, default=300)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-rescan-"))
-    try:
+    with common.scratch("bench-rescan-") as work:
         asyncio.run(bench(work, args.files, args.folders, args.changes))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

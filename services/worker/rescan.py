@@ -20,7 +20,6 @@ import os
 
 from pymongo.errors import BulkWriteError
 
-from services.preparation.validation import ROOTS_KEY, inside_roots
 from services.worker import refresh
 from services.worker.compare import Compare, StoredReader, path_order
 from services.worker.scanning import BATCH, INSERT_BATCH, Lost, ScanRun, scan
@@ -28,6 +27,7 @@ from services.worker.walk import Problem, walk
 from shared import jobs, models
 from shared.config import Config
 from shared.models import Status, fileversions
+from shared.roots import ROOTS_KEY, inside_roots
 
 log = logging.getLogger(__name__)
 
