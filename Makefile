@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py
 	$(BIN)/python bench/retrieve.py
+	$(BIN)/python bench/rescan.py
 	$(BIN)/python bench/schema.py
 
 clean:
