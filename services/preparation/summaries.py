@@ -110,6 +110,9 @@ def view(scan: dict, chunks: dict, problems: dict) -> dict:
         "indexCid": scan.get("indexCid"),
         "indexError": scan.get("indexError"),
         "indexPin": scan.get("indexPin"),
+        "indexStale": bool(scan.get("indexStale")),
+        "rescanPending": bool(scan.get("rescan")),
+        "lastRescan": scan.get("lastRescan"),
         "createdAt": scan["createdAt"],
         **chunks,
     }
