@@ -28,6 +28,7 @@ MODULES = {
     "hosting": ("http_hosting_service", "services.hosting.service"),
     "ranking": ("ranking_service", "services.ranking.service"),
     "replication": ("replication_service", "services.replication.service"),
+    "dashboard": ("dashboard", "services.dashboard.service"),
 }
 
 

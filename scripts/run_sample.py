@@ -6,6 +6,7 @@ SINGULARITY_CONFIG another configuration than ./config.toml (its own ports and p
 REPLICATE=1 then replicates the dataset to three providers of a local fake network: the fake
 boost of scripts/fakes (which downloads each CAR from the hosting service, as a provider would,
 and puts the deal on the chain) and the fake Lotus node, with deal tracking and ranking on.
+At a terminal, with the dashboard enabled, the suite then keeps running until Ctrl-C.
 """
 from __future__ import annotations
 
@@ -57,15 +58,33 @@ def run(dataset: Path, deal_size: str, fakes: "FakeNetwork | None") -> int:
         print(f"Preparing {dataset} as {name!r} (deal size {deal_size}); services log to {log_path}")
         result = subprocess.run([sys.executable, "-m", "cli", "--config", str(config), "prep", "start", "--name", name, "--path", str(dataset),
                                  "--deal-size", deal_size, "--wait"])
-        if result.returncode != 0 or fakes is None:
+        if result.returncode != 0:
             return result.returncode
-        return fakes.replicate(config, name)
+        code = fakes.replicate(config, name) if fakes else 0
+        if code == 0:
+            stay(suite, config)
+        return code
     finally:
         suite.send_signal(signal.SIGINT)
         try:
             suite.wait(timeout=20)
         except subprocess.TimeoutExpired:
             suite.kill()
+
+
+def stay(suite: subprocess.Popen, config: Path) -> None:
+    """With the dashboard on, `make run` at a terminal keeps the suite running for a person to look
+    at it (KEEP_RUNNING=1 anywhere, KEEP_RUNNING=0 never); scripts and CI get their exit code at once."""
+    keep = os.environ.get("KEEP_RUNNING", "")
+    settings = config_module.load(config).dashboard
+    if not settings.enabled or keep == "0" or (keep != "1" and not sys.stdin.isatty()):
+        return
+    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
+    print(f"Dashboard: http://{host}:{settings.port}/ - the suite keeps running; Ctrl-C stops it")
+    try:
+        suite.wait()
+    except KeyboardInterrupt:
+        pass
 
 
 def run_log(config: Path) -> Path:
@@ -141,7 +160,9 @@ class FakeNetwork:
         data.setdefault("deal_making_service", {}).update(enabled=True, boost_path=str(self.dir / "boost"),
                                                            key_dir=str(self.dir / "keys"), timeout=30.0)
         data.setdefault("deal_tracking_service", {}).update(enabled=True, interval=2.0)
-        data.setdefault("ranking_service", {}).update(enabled=True, sources=[], providers=list(self.PROVIDERS))
+        # The one source that needs no network (our own deals), so the dashboard's providers have metrics.
+        data.setdefault("ranking_service", {}).update(enabled=True, sources=["deals"], refresh_interval=10.0,
+                                                       providers=list(self.PROVIDERS))
         data.setdefault("replication_service", {}).update(enabled=True, interval=2.0, verified=False)
 
     def replicate(self, config: Path, name: str) -> int:

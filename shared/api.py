@@ -146,7 +146,8 @@ def configured_hosts(config: Config) -> set[str]:
     rebinding attacker's, and a provider fetching <http_url_prefix>/<cid>.car needs no extra key."""
     urls = [config.connection.deal_preparation_service, config.connection.deal_making_service,
             config.connection.replication_service, config.connection.http_hosting_service,
-            config.connection.ranking_service, config.replication_service.http_url_prefix]
+            config.connection.ranking_service, config.connection.dashboard,
+            config.replication_service.http_url_prefix]
     names = set()
     for url in urls:
         try:
@@ -158,13 +159,26 @@ def configured_hosts(config: Config) -> set[str]:
     return names
 
 
+def allowed_origins(config: Config) -> set[str]:
+    """The web origins whose pages may call the services besides each one's own: the configured
+    ones and the dashboard's (connection.dashboard), which is the suite's own page."""
+    origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
+    try:
+        parts = urlsplit(config.connection.dashboard)
+        if parts.scheme and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+    except ValueError:
+        pass
+    return origins
+
+
 def browser_guard(config: Config):
     """Refuses what a page from elsewhere could make the user's browser send to a service on this
     host: a request from a foreign Origin (CSRF), one addressed to a Host name that is not ours
     (DNS rebinding: evil.example resolving to 127.0.0.1 makes the page same-origin with us), and a
     state-changing request without a JSON body (a form or text/plain post needs no CORS preflight).
     Clients that are not browsers (the CLI, boost, curl) send neither Origin nor a foreign Host."""
-    origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
+    origins = allowed_origins(config)
     hosts = {host.lower().rstrip(".") for host in config.connection.allowed_hosts} | configured_hosts(config)
 
     @web.middleware
@@ -204,7 +218,7 @@ _PREFLIGHT = {
 def cors_headers(config: Config):
     """An on_response_prepare hook: answers to a page of an allowed origin carry the CORS headers
     that let the browser hand them to it (streamed answers too, whose headers go out early)."""
-    origins = {origin.rstrip("/").lower() for origin in config.connection.allowed_origins}
+    origins = allowed_origins(config)
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get(hdrs.ORIGIN)

@@ -98,6 +98,9 @@ class Connection:
     replication_service: str = "http://127.0.0.1:3002"
     http_hosting_service: str = "http://127.0.0.1:8080"
     ranking_service: str = "http://127.0.0.1:3004"
+    # The web dashboard as browsers reach it: its origin is allowed by every service (CSRF guard)
+    # besides allowed_origins, and its host name by the DNS-rebinding guard.
+    dashboard: str = "http://127.0.0.1:3000"
     # IPNI indexer (cid.contact protocol): provider announcements for ranking, CID lookups.
     ipni_api: str = "https://cid.contact"
     full_node_api: str = "http://127.0.0.1:1234"
@@ -237,6 +240,17 @@ class HttpHostingService:
 
 
 @dataclass
+class Dashboard:
+    # Off unless config.toml (or the command line) turns it on: port 3000 is often taken on a
+    # developer's machine, and a module that cannot bind stops the whole run.
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 3000
+    # Seconds one request of the dashboard to a service may take before the page says so.
+    timeout: float = 10.0
+
+
+@dataclass
 class Config:
     connection: Connection = field(default_factory=Connection)
     database: Database = field(default_factory=Database)
@@ -247,6 +261,7 @@ class Config:
     replication_service: ReplicationService = field(default_factory=ReplicationService)
     ranking_service: RankingService = field(default_factory=RankingService)
     http_hosting_service: HttpHostingService = field(default_factory=HttpHostingService)
+    dashboard: Dashboard = field(default_factory=Dashboard)
     source: Path | None = None
 
 
@@ -315,6 +330,7 @@ def _check(config: Config) -> None:
         ("replication_service.max_pending_per_provider", config.replication_service.max_pending_per_provider),
         ("replication_service.deals_per_day", config.replication_service.deals_per_day),
         ("deal_making_service.max_concurrent", config.deal_making_service.max_concurrent),
+        ("dashboard.timeout", config.dashboard.timeout),
     ):
         if value <= 0:
             raise ConfigError(f"{key}: must be positive")

@@ -199,6 +199,34 @@ async def get_deal(db: AsyncDatabase, deal_id: str) -> dict:
     return public(deal)
 
 
+async def provider_counts(db: AsyncDatabase, offset: int, limit: int) -> dict:
+    """GET /deals/providers: a page of the providers of our deals, by id, each with its deals
+    counted by state. One `$group` by provider lists them; each state's counts for the page are a
+    `$match` on that state and the page's range of ids with a `$group` by provider (an index query
+    on the embedded server), so a page costs 1 + len(states) queries whatever the number of deals."""
+    listed = await db[models.DEAL_STATE].aggregate([{"$group": {"_id": "$provider"}}])
+    everyone = sorted([row["_id"] async for row in listed if isinstance(row["_id"], str)])
+    page = everyone[offset:offset + limit]
+    rows = {provider: {"provider": provider, "counts": {}, "total": 0} for provider in page}
+    if page:
+        span = {"$gte": page[0], "$lte": page[-1]}
+
+        async def one_state(state: str) -> list[dict]:
+            cursor = await db[models.DEAL_STATE].aggregate([
+                {"$match": {"state": {"$eq": state}, "provider": span}},
+                {"$group": {"_id": "$provider", "count": {"$sum": 1}}}])
+            return [{**row, "state": state} async for row in cursor]
+
+        for found in await asyncio.gather(*(one_state(s.value) for s in DealStatus)):
+            for row in found:
+                entry = rows.get(row["_id"])
+                if entry is not None:
+                    entry["counts"][row["state"]] = row["count"]
+                    entry["total"] += row["count"]
+    return {"providers": list(rows.values()), "states": [s.value for s in DealStatus],
+            "total": len(everyone), "offset": offset, "limit": limit}
+
+
 async def deal_history(db: AsyncDatabase, provider: str | None, since: int | None, until: int | None,
                        bucket: int) -> dict:
     """GET /deals/history"""

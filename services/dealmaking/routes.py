@@ -29,6 +29,13 @@ async def list_deals(request: web.Request, state: str | None, provider: str | No
     return json_response(await handlers.list_deals(request.app[DB], state, provider, piece, client, offset, limit))
 
 
+@routes.get("/deals/providers")
+@operation("The providers of our deals, by id, with their deals counted by state", query=page(default_limit=100, max_limit=1000),
+           responses={200: s.PROVIDER_COUNTS})
+async def provider_counts(request: web.Request, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.provider_counts(request.app[DB], offset, limit))
+
+
 @routes.get("/deals/history")
 @operation("Deals in each state over time: the counts at the end of each bucket of a window",
            query={"provider": s.DEAL_FILTERS["provider"], **timeline.QUERY}, responses={200: s.HISTORY},

@@ -47,6 +47,15 @@ DEAL = Obj({
 
 DEALS = record(paged("deals", DEAL), name="DealList")
 
+PROVIDER_COUNTS = record({
+    **paged("providers", record({
+        "provider": Text("the provider's ID address"),
+        "counts": Map(Int(minimum=0), "deals of ours with this provider, by state (states without deals are left out)"),
+        "total": Int("all our deals with this provider", minimum=0),
+    }, name="ProviderDeals")),
+    "states": Arr(Text(), description="every deal state, in lifecycle order"),
+}, name="ProviderDealsList")
+
 DEAL_FILTERS = {
     "state": Str("only deals in this state", enum=tuple(s.value for s in DealStatus)),
     "provider": Str("only deals with this provider"),

@@ -24,7 +24,7 @@ README_ROUTES = {
                     ("get", "/preparation/{id}"), ("get", "/generation/{id}"), ("get", "/preparation/{id}/files"),
                     ("get", "/preparations/history")},
     "dealmaking": {("post", "/deal"), ("get", "/deals"), ("get", "/deal/{id}"), ("get", "/deals/history"),
-                   ("get", "/deals/transitions")},
+                   ("get", "/deals/transitions"), ("get", "/deals/providers")},
     "hosting": {("get", "/{cid}.car"), ("head", "/{cid}.car"), ("get", "/piece/{cid}"), ("head", "/piece/{cid}"),
                 ("get", "/ipfs/{cid}"), ("head", "/ipfs/{cid}"), ("get", "/ipfs/{cid}/{path}"),
                 ("head", "/ipfs/{cid}/{path}"), ("get", "/index/{key}"), ("get", "/bundle/{key}"), ("head", "/bundle/{key}"),
