@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.hosting import paths
+from services.hosting import content, paths
 from services.preparation.validation import inside_roots
 from shared import models
 
@@ -46,21 +46,35 @@ def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
     return Path(imported) if os.path.isfile(imported) else None
 
 
-async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()) -> Path | None:
+def chunk_body(db, car_dir: str, roots: list[str], chunk: dict) -> content.CarFileBody | content.LayoutBody | None:
+    """A completed chunk's CAR: its file (chunk_car), else for an inline chunk its layout."""
+    path = chunk_car(car_dir, roots, chunk)
+    if path is not None:
+        return content.CarFileBody(path)
+    if chunk.get("inline") and chunk.get("carSize") is not None and not chunk.get("importedCar"):
+        return content.LayoutBody(db, chunk)
+    return None
+
+
+async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()
+                   ) -> content.CarFileBody | content.LayoutBody | None:
     """`<car_dir>/<cid>.car` when it is a completed chunk's CAR or the current index CAR of an
-    existing preparation (an imported CAR: its own path, see chunk_car)."""
+    existing preparation (an imported CAR: its own path, see chunk_car; an inline chunk: its layout)."""
     if paths.valid_cid(cid) is None:
         return None
     found = await chunks(db, "dataCid", cid)
     for chunk in found:
-        if chunk.get("importedCar"):
-            return chunk_car(car_dir, list(roots), chunk)
+        if chunk.get("importedCar") or chunk.get("inline"):
+            body = chunk_body(db, car_dir, list(roots), chunk)
+            if body is not None:
+                return body
     if not found:
         # An index CAR's root block is the index CID itself.
         roots = await db[models.INDEX_BLOCKS].find({"cid": cid, "indexCid": cid}).limit(MAX_COPIES).to_list(None)
         if not await live(db, roots):
             return None
-    return paths.car_path(car_dir, cid)
+    path = paths.car_path(car_dir, cid)
+    return None if path is None else content.CarFileBody(path)
 
 
 async def block_locations(db, collection: str, cid: str) -> list[dict]:

@@ -39,13 +39,12 @@ def _roots(request: web.Request) -> list[str]:
            responses=s.file_answers(CAR_TYPE, "the CAR file"), errors=s.RANGE_ERRORS)
 async def car_file(request: web.Request, cid: str) -> web.StreamResponse:
     data_cid = cid
-    path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
-    if path is None:
+    body = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
+    if body is None:
         raise NotFound("no such CAR file", data_cid)
     # The same range handling as /piece (a multi-range or malformed Range gets the whole file, not
     # aiohttp's 416; "bytes=-0" is a 416), and an ETag that is the content address itself.
-    size = path.stat().st_size
-    return await piece.serve(request, path, size, size, f'"{data_cid}"', CAR_TYPE)
+    return await piece.serve(request, body, body.size, body.size, f'"{data_cid}"', CAR_TYPE)
 
 
 @routes.get("/piece/{cid}")
@@ -57,7 +56,7 @@ async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
     if paths.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
-        car = catalog.chunk_car(_car_dir(request), _roots(request), gen)
+        car = catalog.chunk_body(request.app[DB], _car_dir(request), _roots(request), gen)
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue
         return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),

@@ -76,7 +76,7 @@ _BEAT = {"host": Text(nullable=True), "pid": Int(nullable=True), "startedAt": Nu
          "alive": Bool("reported within deal_preparation_service.worker_timeout")}
 RUN = record({**_BEAT, "modules": Arr(Text()), "database": Json("the database the run uses", nullable=True)},
              name="RunningProcess", description="a `singularity run` and its modules")
-JOB = record({"kind": Text(enum=("scan", "generation")), "id": Text(), "preparationId": Text(),
+JOB = record({"kind": Text(enum=("scan", "generation", "conversion")), "id": Text(), "preparationId": Text(),
               "name": Text(nullable=True), "index": Int(nullable=True), "claimedAt": Num(nullable=True),
               "size": Int(nullable=True), "bytesDone": Int(nullable=True)}, name="ClaimedJob")
 WORKER = record({"id": Text(), **_BEAT, "slots": Int(nullable=True), "jobs": Arr(JOB)}, name="Worker")

@@ -159,8 +159,8 @@ class _CommPThread:
 
 
 class _Packer:
-    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None,
-                 commp_threads: int = 1):
+    def __init__(self, fd: int | None, chunk_size: int, should_stop, collect_blocks: bool, progress=None,
+                 commp_threads: int = 1, layout=None):
         self.chunk_size = chunk_size
         self.dirs: list[tuple[str, int]] = []  # open directory fds beneath an entry root, see open_source
         self.should_stop = should_stop
@@ -170,12 +170,19 @@ class _Packer:
         # first frame's start to the last one's end), so the dataset index needs no CAR read.
         self.frames: dict[bytes, tuple[int, int]] | None = {} if collect_blocks else None
         self.span: tuple | None = None  # of the entry being packed: () until its first block
+        # Inline (a layout recorder, no fd): the CAR's bytes are described, not written. The
+        # entry being packed and, just before a raw leaf read from it is emitted, where it was read.
+        self.layout = layout
+        self.entry_index = 0
+        self.leaf: tuple[int, int] | None = None
         self.commp = _CommPThread(chunk_size, commp_threads)
         try:
-            self.car = CarWriter(fd, sink=self.commp.feed, staged=True)
+            self.car = CarWriter(fd, sink=self.commp.feed, staged=fd is not None)
         except BaseException:
             self.commp.close()
             raise
+        if layout is not None:
+            layout.literal(self.car.placeholder)
 
     def emit(self, cid: bytes, data) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -191,6 +198,10 @@ class _Packer:
                 self.span = frame if not self.span else (min(self.span[0], frame[0]), max(self.span[1], frame[1]))
         if offset is not None and self.blocks is not None:
             self.blocks.append((cidlib.to_str(cid), offset, len(data)))
+        if self.layout is not None:
+            if offset is not None:
+                self.layout.block(offset, cid, data, self.leaf)
+            self.leaf = None
 
     def open_source(self, e: PackEntry) -> int:
         """_source_fd(e), opening the directories beneath e.root once for all the files in them."""
@@ -243,6 +254,7 @@ class _Packer:
         finally:
             os.close(fd)
         cid = cidlib.raw(data)
+        self.leaf = (self.entry_index, e.start)
         self.emit(cid, data)
         if self.progress is not None:
             self.progress(want)
@@ -266,6 +278,7 @@ class _Packer:
                         n = _read_full(e, f, memoryview(buf)[:want])
                         if n < want:
                             raise SourceChanged(e.path, "shorter than at scan time")
+                        self.leaf = (self.entry_index, e.end - remaining)
                         builder.add_chunk(memoryview(buf)[:n])
                         if self.progress is not None:
                             self.progress(n)
@@ -284,6 +297,7 @@ class _Packer:
                 link = self.directory(child, cids, spans)
             else:
                 self.span = () if self.frames is not None else None
+                self.entry_index = child[0]
                 link = self.file(child[1])
                 cids[child[0]] = link.cid
                 if spans is not None and self.span is not None:
@@ -380,16 +394,18 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
          build: Callable[[_Packer], Link], chunk_size: int, progress=None,
-         min_piece_size: int | None = None, temp_prefix: str = ".pack-", commp_threads: int = 1
-         ) -> tuple[Link, PackResult]:
+         min_piece_size: int | None = None, temp_prefix: str = ".pack-", commp_threads: int = 1,
+         layout=None) -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
             raise ValueError(f"{payload} bytes of data cannot fit a {piece_size}-byte piece")
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=temp_prefix, suffix=".car.tmp")
+    # Inline: nothing is written, the layout recorder is fed instead (see shared/ipld/layout.py).
+    fd, tmp = (None, None) if layout is not None else tempfile.mkstemp(dir=out_dir, prefix=temp_prefix,
+                                                                       suffix=".car.tmp")
     packer = None
     try:
-        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress, commp_threads)
+        packer = _Packer(fd, chunk_size, should_stop, collect_blocks, progress, commp_threads, layout)
         try:
             root = build(packer)
         finally:
@@ -399,11 +415,14 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
         if piece_size is None and min_piece_size and padded_size(packer.car.size) <= min_piece_size:
             piece_size = min_piece_size
         piece = packer.commp.hasher.digest(replace_prefix=real_header, piece_size=piece_size)
+        data_cid = cidlib.to_str(root.cid)
+        if layout is not None:
+            layout.finish(real_header, packer.car.size)
+            return root, PackResult(data_cid, piece.cid, piece.padded_size, packer.car.size, "", [], packer.blocks)
         os.fchmod(fd, 0o644)  # mkstemp makes it 0600; a CAR is published data, served by other users too
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        data_cid = cidlib.to_str(root.cid)
         car_path = os.path.join(out_dir, data_cid + ".car")
         os.replace(tmp, car_path)
         _fsync_dir(out_dir)
@@ -417,10 +436,11 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
                 packer.commp.close()
             except BaseException:
                 pass  # the original error is the one worth reporting
-        if fd >= 0:
+        if fd is not None and fd >= 0:
             os.close(fd)
         try:
-            os.unlink(tmp)
+            if tmp is not None:
+                os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
@@ -438,9 +458,12 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
                chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
                min_piece_size: int | None = None, empty_dirs: Iterable[str] = (),
-               temp_prefix: str = ".pack-", commp_threads: int = 1) -> PackResult:
+               temp_prefix: str = ".pack-", commp_threads: int = 1, layout=None) -> PackResult:
     """CAR of a directory holding every entry at its relative path, and the empty directories
     named in empty_dirs; see PackResult (entry_cids are those of the entries).
+
+    With `layout` (a shared.ipld.layout.Recorder of the same entries) nothing is written: the
+    results are those of the CAR, whose bytes the recorder describes (car_path is "").
 
     piece_size pads commP to that size (an error if the CAR needs more); min_piece_size pads to
     it when the CAR fits and otherwise keeps the CAR's own piece size.
@@ -459,7 +482,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
                      lambda p: p.directory(tree, cids, spans), chunk_size, progress, min_piece_size, temp_prefix,
-                     commp_threads)
+                     commp_threads, layout)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
     if collect_blocks:
         result.entry_spans = [spans[i] for i in range(len(items))]
@@ -517,3 +540,19 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
 
     walk(top, "")  # from the absolute root, so every DirEntry path is absolute too
     return files, empty
+
+
+def open_unchanged(e: PackEntry) -> int:
+    """A read-only fd of e's source file, opened as the packer opens it (beneath e.root, no link
+    followed), once it still has the size and mtime recorded at scan time; SourceChanged (the
+    file vanished or changed) or SourceUnreadable otherwise."""
+    try:
+        fd = _source_fd(e)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        raise SourceChanged(e.path, exc.strerror or "vanished") from exc
+    try:
+        _check(e, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

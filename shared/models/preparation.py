@@ -147,3 +147,24 @@ INDEXES += [
     (GENERATION, [("status", 1), ("preparationId", 1), ("size", 1)], {}),
     (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
 ]
+
+# --- Inline preparations (a preparation with `inline: true` writes no CAR) ---
+# The layout of a chunk whose CAR is not on disk (`inline: true` on its GenerationRequest), from
+# which the hosting service assembles the CAR's bytes: one document per segment
+# {generationId, preparationId, dataCid, seq, start, end, files: [[relativePath, size, mtime]],
+# records: bytes} (shared/ipld/layout.py). A chunk that can no longer be served from it (a source
+# file changed or vanished) has `unservable: {file, reason, status, at}`.
+CAR_LAYOUTS = "CarLayout"
+# Jobs converting a completed chunk between a CAR file and its layout (services/worker/conversion.py):
+# {preparationId, generationId, index, action: "materialize" | "prune", minActive, status, workerId, error}.
+CONVERSIONS = "ChunkConversion"
+JOB_COLLECTIONS = JOB_COLLECTIONS + (CONVERSIONS,)
+OWNED_BY_PREPARATION = OWNED_BY_PREPARATION + (CAR_LAYOUTS, CONVERSIONS)
+
+INDEXES += [
+    (CAR_LAYOUTS, [("generationId", 1), ("start", 1)], {}),
+    (CAR_LAYOUTS, [("preparationId", 1)], {}),
+    (CONVERSIONS, [("status", 1), ("workerId", 1)], {}),
+    (CONVERSIONS, [("preparationId", 1)], {}),
+    (CONVERSIONS, [("generationId", 1)], {}),
+]

@@ -1,0 +1,287 @@
+"""A chunk's CAR bytes, from the CAR file or, for an inline chunk, assembled from its layout.
+
+Every reader of chunk bytes (pieces, CAR downloads, blocks, the gateway, bundles, the ranking
+probe's own copy) goes through a body: `read(offset, length)` for a few blocks, `send()` for a
+whole range of an HTTP response (sendfile where it can). A layout body reads the source files:
+each one is opened as the packer opened it (beneath the dataset root, no link followed) and its
+size and mtime checked against the scan before any of its bytes are used, and again after; a file
+that changed or vanished makes the chunk unservable (recorded on its GenerationRequest) and the
+request is answered 409 (changed) or 410 (gone) naming the file, never with bytes that would not
+match the piece CID.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import stat as stat_module
+from pathlib import Path
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from shared import models
+from shared.api import ApiError
+from shared.ipld import carfile
+from shared.ipld import layout as layoutlib
+from shared.ipld.pack import PackEntry, SourceChanged, SourceUnreadable, open_unchanged
+
+READ = 1 << 20  # bytes of small parts assembled per write
+SENDFILE_MIN = 128 << 10  # source ranges at least this long go out with sendfile
+CACHED_SEGMENTS = 4
+
+
+class Unservable(ApiError):
+    """A source file of an inline chunk changed (409) or is gone (410)."""
+
+    def __init__(self, file: str, reason: str, status: int, chunk: dict):
+        super().__init__("a source file of this chunk changed since it was prepared: it cannot be served "
+                         "from the dataset any more (resume or rescan the preparation to rebuild it)",
+                         {"file": file, "reason": reason, "dataCid": chunk.get("dataCid"),
+                          "pieceCid": chunk.get("pieceCid"), "chunk": chunk.get("index")})
+        self.status = status
+        self.file = file
+        self.reason = reason
+
+
+class CarFileBody:
+    """A CAR file on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.name = str(path)
+        st = path.stat()
+        self.size = st.st_size
+        self.mtime = st.st_mtime
+
+    async def check(self, start: int, end: int) -> None:
+        pass
+
+    async def read(self, offset: int, length: int) -> bytes:
+        def read() -> bytes:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                return carfile.read_exact(fd, offset, length)
+            finally:
+                os.close(fd)
+        return await asyncio.to_thread(read)
+
+    async def send(self, request: web.Request, response: web.StreamResponse, start: int, end: int) -> None:
+        with open(self.path, "rb") as f:
+            await _send_file(request, response, f, start, end - start, self.name)
+
+
+class LayoutBody:
+    """An inline chunk's CAR, assembled from its CarLayout segments and the source files."""
+
+    def __init__(self, db, chunk: dict):
+        self.db = db
+        self.chunk = chunk
+        self.root = chunk["path"]
+        self.name = f"layout of {chunk.get('dataCid')}"
+        self.size = int(chunk["carSize"])
+        self.mtime = float(chunk.get("completedAt") or chunk.get("createdAt") or 0)
+        self._cache: dict[int, layoutlib.Decoded] = {}
+
+    def _query(self, start: int, end: int) -> dict:
+        return {"generationId": {"$eq": self.chunk["_id"]}, "start": {"$lt": end}, "end": {"$gt": start}}
+
+    async def segments(self, start: int, end: int) -> AsyncIterator[layoutlib.Decoded]:
+        """The decoded segments covering [start, end), in order, one document at a time."""
+        if start >= end:
+            return
+        cursor = self.db[models.CAR_LAYOUTS].find(self._query(start, end), batch_size=2).sort("start", 1)
+        expected = start
+        async for doc in cursor:
+            seq = int(doc["seq"])
+            decoded = self._cache.get(seq)
+            if decoded is None:
+                segment = layoutlib.Segment(seq, int(doc["start"]), int(doc["end"]),
+                                            [tuple(f) for f in doc["files"]], bytes(doc["records"]))
+                decoded = await asyncio.to_thread(layoutlib.decode, segment)
+                if len(self._cache) >= CACHED_SEGMENTS:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[seq] = decoded
+            if decoded.segment.start > expected:
+                break
+            expected = decoded.segment.end
+            yield decoded
+        if expected < end:
+            raise LookupError(f"the layout of chunk {self.chunk.get('dataCid')} does not cover bytes "
+                              f"{expected}-{end}")
+
+    async def _refuse(self, file: str, exc: Exception) -> Unservable:
+        gone = isinstance(exc, SourceChanged) and isinstance(exc.__cause__, FileNotFoundError)
+        status = 410 if gone else 409
+        reason = str(exc).removeprefix(os.path.join(self.root, file) + ": ")
+        await self.db[models.GENERATION].update_one(
+            {"_id": self.chunk["_id"]},
+            {"$set": {"unservable": {"file": file, "reason": reason, "status": status, "at": models.now()}}})
+        return Unservable(file, reason, status, self.chunk)
+
+    def refused(self) -> Unservable | None:
+        """The refusal recorded on the chunk, if it was found unservable before."""
+        mark = self.chunk.get("unservable")
+        if not isinstance(mark, dict):
+            return None
+        return Unservable(str(mark.get("file")), str(mark.get("reason")), int(mark.get("status") or 409), self.chunk)
+
+    async def check(self, start: int, end: int) -> None:
+        """Every source file the segments of [start, end) reference is as scanned: the cheap
+        check (lstat: a regular file of the recorded size and mtime) before a response starts."""
+        refused = self.refused()
+        if refused is not None:
+            raise refused
+        cursor = self.db[models.CAR_LAYOUTS].find(self._query(start, end), {"files": 1}, batch_size=4)
+        async for doc in cursor:
+            problem = await asyncio.to_thread(_first_changed, self.root, doc["files"])
+            if problem is not None:
+                raise await self._refuse(*problem)
+
+    def _open(self, part: layoutlib.FileRange) -> int:
+        e = PackEntry(os.path.join(self.root, part.path), part.path, 0, part.size, part.size, part.mtime, self.root)
+        return open_unchanged(e)
+
+    def _recheck(self, part: layoutlib.FileRange, fd: int) -> None:
+        st = os.fstat(fd)
+        if st.st_size != part.size or (part.mtime is not None and abs(st.st_mtime - part.mtime) > 1e-6):
+            raise SourceChanged(os.path.join(self.root, part.path), "modified while it was being served")
+
+    def _read_part(self, part: layoutlib.FileRange) -> bytes:
+        fd = self._open(part)
+        try:
+            data = layoutlib.read_full(fd, part.offset, part.length)
+            self._recheck(part, fd)
+        finally:
+            os.close(fd)
+        if len(data) != part.length:
+            raise SourceChanged(os.path.join(self.root, part.path), "shorter than at scan time")
+        return data
+
+    def _assemble(self, parts: list[layoutlib.Piece]) -> bytes:
+        return layoutlib.assemble(parts, self._read_part)
+
+    async def _assemble_checked(self, parts: list[layoutlib.Piece]) -> bytes:
+        try:
+            return await asyncio.to_thread(self._assemble, parts)
+        except (SourceChanged, SourceUnreadable) as exc:
+            raise await self._refuse(exc.path.removeprefix(self.root.rstrip("/") + "/"), exc) from None
+
+    async def read(self, offset: int, length: int) -> bytes:
+        refused = self.refused()
+        if refused is not None:
+            raise refused
+        parts: list[layoutlib.Piece] = []
+        async for decoded in self.segments(offset, offset + length):
+            parts.extend(layoutlib.pieces(decoded, offset, offset + length))
+        return await self._assemble_checked(parts)
+
+    async def send(self, request: web.Request, response: web.StreamResponse, start: int, end: int) -> None:
+        """Bytes [start, end): long source ranges with sendfile, the rest assembled a MiB at a time."""
+        pending: list[layoutlib.Piece] = []
+        size = 0
+        async for decoded in self.segments(start, end):
+            for part in layoutlib.pieces(decoded, start, end):
+                if isinstance(part, layoutlib.FileRange) and part.length >= SENDFILE_MIN:
+                    if pending:
+                        await response.write(await self._assemble_checked(pending))
+                        pending, size = [], 0
+                    await self._send_range(request, response, part)
+                    continue
+                pending.append(part)
+                size += len(part) if isinstance(part, memoryview) else part.length
+                if size >= READ:
+                    await response.write(await self._assemble_checked(pending))
+                    pending, size = [], 0
+        if pending:
+            await response.write(await self._assemble_checked(pending))
+
+    async def _send_range(self, request: web.Request, response: web.StreamResponse,
+                          part: layoutlib.FileRange) -> None:
+        try:
+            fd = await asyncio.to_thread(self._open, part)
+        except (SourceChanged, SourceUnreadable) as exc:
+            raise await self._refuse(part.path, exc) from None
+        with open(fd, "rb", buffering=0) as f:
+            await _send_file(request, response, f, part.offset, part.length, part.path)
+            try:
+                self._recheck(part, fd)
+            except SourceChanged as exc:
+                raise await self._refuse(part.path, exc) from None
+
+
+def _first_changed(root: str, files: list) -> tuple[str, Exception] | None:
+    for path, size, mtime in files:
+        full = os.path.join(root, path)
+        try:
+            st = os.stat(full, follow_symlinks=False)
+        except FileNotFoundError as exc:
+            error = SourceChanged(full, "vanished")
+            error.__cause__ = exc
+            return path, error
+        except OSError as exc:
+            return path, SourceUnreadable(full, f"cannot be read: {exc.strerror or exc}")
+        if not stat_module.S_ISREG(st.st_mode):
+            return path, SourceChanged(full, "no longer a regular file")
+        if st.st_size != size:
+            return path, SourceChanged(full, f"size {st.st_size} != {size} at scan time")
+        if mtime is not None and abs(st.st_mtime - float(mtime)) > 1e-6:
+            return path, SourceChanged(full, "modified since scan")
+    return None
+
+
+async def _send_file(request: web.Request, response: web.StreamResponse, f, offset: int, count: int,
+                     name: str) -> None:
+    """count bytes of the open file f from offset: sendfile, or reads where the transport cannot
+    (e.g. TLS)."""
+    loop = asyncio.get_running_loop()
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("connection lost")
+    try:
+        await loop.sendfile(transport, f, offset, count)
+        return
+    except NotImplementedError:
+        pass
+    while count > 0:
+        chunk = await loop.run_in_executor(None, os.pread, f.fileno(), min(READ, count), offset)
+        if not chunk:
+            raise ConnectionResetError(f"{name} ended early")
+        await response.write(chunk)
+        offset += len(chunk)
+        count -= len(chunk)
+
+
+async def inline_chunk(db, data_cid: str) -> dict | None:
+    """The completed inline chunk of an existing preparation whose dataCid is data_cid."""
+    from services.hosting import catalog
+
+    for chunk in await catalog.chunks(db, "dataCid", data_cid):
+        if chunk.get("inline") and chunk.get("carSize") is not None:
+            return chunk
+    return None
+
+
+class Bodies:
+    """The bodies of a request's chunks by dataCid, each looked up once: the CAR file in car_dir,
+    else the layout of an inline chunk."""
+
+    def __init__(self, db, car_dir: str):
+        self.db = db
+        self.car_dir = car_dir
+        self._found: dict[str, CarFileBody | LayoutBody | None] = {}
+
+    async def get(self, data_cid: str, chunk: dict | None = None) -> CarFileBody | LayoutBody | None:
+        if data_cid not in self._found:
+            self._found[data_cid] = await body_of(self.db, self.car_dir, data_cid, chunk)
+        return self._found[data_cid]
+
+
+async def body_of(db, car_dir: str, data_cid: str, chunk: dict | None = None) -> CarFileBody | LayoutBody | None:
+    from services.hosting import paths
+
+    path = paths.car_path(car_dir, data_cid)
+    if path is not None:
+        return CarFileBody(path)
+    if chunk is None or not chunk.get("inline"):
+        chunk = await inline_chunk(db, data_cid)
+    return LayoutBody(db, chunk) if chunk is not None and chunk.get("inline") else None
