@@ -111,5 +111,6 @@ def view(scan: dict, chunks: dict, problems: dict) -> dict:
         "indexError": scan.get("indexError"),
         "indexPin": scan.get("indexPin"),
         "createdAt": scan["createdAt"],
+        "inline": bool(scan.get("inline")),
         **chunks,
     }

@@ -82,7 +82,7 @@ def preparation_name_problem(name: str) -> str | None:
     return None
 
 
-def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_size: int) -> dict:
+def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_size: int, inline: bool = False) -> dict:
     return {
         "_id": new_id(),
         "name": name,
@@ -102,6 +102,7 @@ def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_si
         "scannedFiles": 0,
         "scannedBytes": 0,
         "indexCid": None,
+        "inline": inline,  # no CAR files: chunks are served from their layout (absent: false)
     }
 
 
