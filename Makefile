@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py
 	$(BIN)/python bench/retrieve.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/schema.py
 
 clean:
