@@ -151,7 +151,8 @@ def main() -> None:
 
 
 # A chunk of the input's folder packed as the worker packs it, normal or inline (layout only).
-_CHUNK = ("import json,os,sys; from shared.ipld.pack import pack_chunk, scan_dir; from shared.ipld.layout import Recorder;"
+_CHUNK = ("import json,os,sys; from shared.ipld.pack import pack_chunk, scan_dir;"
+          "from shared.ipld.layout import Recorder;"
           "files, dirs = scan_dir(sys.argv[1]); rec = Recorder(files) if sys.argv[3] == 'inline' else None;"
           "r = pack_chunk(files, sys.argv[2], empty_dirs=dirs, layout=rec);"
           "io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines());"

@@ -121,7 +121,8 @@ async def scenario(server: EmbeddedDatabase, work: Path, label: str, make_tree, 
                         raise SystemExit(f"{label} {name} {part}: {got} of {want} bytes")
                     best[name, part] = min(best.get((name, part), seconds), seconds)
         print(f"{label}: piece of {size / 2**20:.0f} MiB, CAR of {car_size / 2**20:.1f} MiB "
-              f"({data / 2**20:.1f} MiB of data); layout {layout.get('bytes')} B in {layout.get('documents')} documents")
+              f"({data / 2**20:.1f} MiB of data); layout {layout.get('bytes')} B in "
+              f"{layout.get('documents')} documents")
         for part, length in (("piece", size), ("CAR span", car_size)):
             ratio = best["car", part] / best["layout", part]
             verdict = "" if target is None else f"; target >= {target}x: {'meets' if ratio >= target else 'misses'}"

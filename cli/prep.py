@@ -41,8 +41,8 @@ def start(
     """Create a preparation request: scan PATH into chunks, then CAR files and the dataset index."""
     for option, value in (("--deal-size", deal_size), ("--min-size", min_size), ("--max-size", max_size)):
         parse_size_option(option, value)
-    body = {"name": name, "path": os.path.abspath(path), "dealSize": deal_size, "minSize": min_size, "maxSize": max_size,
-            "inline": inline}
+    body = {"name": name, "path": os.path.abspath(path), "dealSize": deal_size, "minSize": min_size,
+            "maxSize": max_size, "inline": inline}
     created = api().post("/preparation", {k: v for k, v in body.items() if v is not None})
     if wait:
         final = wait_until_done(created["id"], quiet=json_)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.hosting import blocks, bundle, catalog, paths, piece, trustless
+from services.hosting import blocks, bundle, catalog, content, paths, piece, trustless
 from services.hosting import schemas as s
 from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
 from shared.operations import Content, Empty, operation
@@ -55,12 +55,18 @@ async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
     piece_cid = cid
     if paths.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
+    refused = None
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
         car = catalog.chunk_body(request.app[DB], _car_dir(request), _roots(request), gen)
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue
-        return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),
-                                 f'"{piece_cid}"')
+        try:
+            return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),
+                                     f'"{piece_cid}"')
+        except content.Unservable as exc:  # an inline copy whose source changed: another copy may serve
+            refused = exc
+    if refused is not None:
+        raise refused
     raise NotFound("no such piece", piece_cid)
 
 

@@ -21,7 +21,9 @@ from tests.deals.conftest import WALLET
 # Every route the README names, per service.
 README_ROUTES = {
     "preparation": {("post", "/preparation"), ("post", "/preparation/{id}"), ("get", "/preparations"),
-                    ("get", "/preparation/{id}"), ("get", "/generation/{id}"), ("get", "/preparation/{id}/files")},
+                    ("get", "/preparation/{id}"), ("get", "/generation/{id}"), ("get", "/preparation/{id}/files"),
+                    ("post", "/preparation/{id}/materialize"), ("post", "/preparation/{id}/prune-cars"),
+                    ("get", "/preparation/{id}/conversions")},
     "dealmaking": {("post", "/deal"), ("get", "/deals"), ("get", "/deal/{id}")},
     "hosting": {("get", "/{cid}.car"), ("head", "/{cid}.car"), ("get", "/piece/{cid}"), ("head", "/piece/{cid}"),
                 ("get", "/ipfs/{cid}"), ("head", "/ipfs/{cid}"), ("get", "/ipfs/{cid}/{path}"),
@@ -161,6 +163,10 @@ def _seeded_calls(seeded: dict) -> list[tuple[str, str, str, dict]]:
         ("preparation", "GET", "/preparation/{id}/files", {"path_parameters": {"id": p}, "query": {"path": "a"}}),
         ("preparation", "POST", "/preparation/{id}", {"path_parameters": {"id": seeded["created"]},
                                                       "body": {"state": "paused"}}),
+        ("preparation", "POST", "/preparation/{id}/materialize", {"path_parameters": {"id": p}, "body": {}}),
+        ("preparation", "POST", "/preparation/{id}/prune-cars", {"path_parameters": {"id": p},
+                                                                 "body": {"minActive": 2}}),
+        ("preparation", "GET", "/preparation/{id}/conversions", {"path_parameters": {"id": p}}),
         ("dealmaking", "GET", "/deals", {}),
         ("dealmaking", "GET", "/deal/{id}", {"path_parameters": {"id": seeded["deal"]}}),
         ("hosting", "GET", "/{cid}.car", {"path_parameters": {"cid": d}}),

@@ -22,7 +22,8 @@ async def inline_prepared(db, config, source_dir):
 
 
 async def files_of(db, chunk: dict) -> list[str]:
-    docs = await db[models.GENERATION_FILES].find({"generationId": chunk["_id"], "directory": {"$ne": True}}).to_list(None)
+    docs = await db[models.GENERATION_FILES].find(
+        {"generationId": chunk["_id"], "directory": {"$ne": True}}).to_list(None)
     return [d["relativePath"] for d in docs]
 
 
@@ -50,7 +51,8 @@ async def test_changed_file_refuses_its_chunk_by_name_and_others_still_serve(db,
     status, body, _ = await get(f"{hosting}/piece/{changed_chunk['pieceCid']}")
     assert status == 409
     error = json.loads(body)
-    assert error["detail"]["file"] == victim and victim in str(error) and error["detail"]["pieceCid"] == changed_chunk["pieceCid"]
+    assert error["detail"]["file"] == victim and victim in error["error"] + str(error["detail"])
+    assert error["detail"]["pieceCid"] == changed_chunk["pieceCid"]
     mark = (await db[models.GENERATION].find_one({"_id": changed_chunk["_id"]}))["unservable"]
     assert mark["file"] == victim and mark["status"] == 409
     # Refused from the mark from now on, also as a CAR download.

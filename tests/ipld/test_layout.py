@@ -28,8 +28,8 @@ def test_layout_assembles_the_car_byte_for_byte_in_any_range(tmp_path):
     recorder = layout.Recorder(files, segment_bytes=512)  # many segments: ranges across their edges
     inline = pack.pack_chunk(files, str(out), collect_blocks=True, empty_dirs=empty, layout=recorder)
     assert bytes_under(str(out)) == 0 and inline.car_path == ""
-    assert (inline.data_cid, inline.piece_cid, inline.car_size, inline.entry_cids, inline.entry_spans, inline.blocks) == \
-        (normal.data_cid, normal.piece_cid, normal.car_size, normal.entry_cids, normal.entry_spans, normal.blocks)
+    fields = ("data_cid", "piece_cid", "car_size", "entry_cids", "entry_spans", "blocks")
+    assert [getattr(inline, f) for f in fields] == [getattr(normal, f) for f in fields]
     car = open(normal.car_path, "rb").read()
     decoded = [layout.decode(s) for s in recorder.segments]
     assert len(decoded) > 3
