@@ -12,7 +12,9 @@ match the piece CID.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import posixpath
 import stat as stat_module
 from pathlib import Path
 from typing import AsyncIterator
@@ -23,7 +25,7 @@ from shared import models
 from shared.api import ApiError
 from shared.ipld import carfile
 from shared.ipld import layout as layoutlib
-from shared.ipld.pack import PackEntry, SourceChanged, SourceUnreadable, open_unchanged
+from shared.ipld.pack import SourceChanged, SourceUnreadable
 
 READ = 1 << 20  # bytes of small parts assembled per write
 SENDFILE_MIN = 128 << 10  # source ranges at least this long go out with sendfile
@@ -137,32 +139,10 @@ class LayoutBody:
             if problem is not None:
                 raise await self._refuse(*problem)
 
-    def _open(self, part: layoutlib.FileRange) -> int:
-        e = PackEntry(os.path.join(self.root, part.path), part.path, 0, part.size, part.size, part.mtime, self.root)
-        return open_unchanged(e)
-
-    def _recheck(self, part: layoutlib.FileRange, fd: int) -> None:
-        st = os.fstat(fd)
-        if st.st_size != part.size or (part.mtime is not None and abs(st.st_mtime - part.mtime) > 1e-6):
-            raise SourceChanged(os.path.join(self.root, part.path), "modified while it was being served")
-
-    def _read_part(self, part: layoutlib.FileRange) -> bytes:
-        fd = self._open(part)
+    async def _checked(self, work, *args):
+        """work(*args) in a thread; a source that changed or cannot be read refuses the chunk."""
         try:
-            data = layoutlib.read_full(fd, part.offset, part.length)
-            self._recheck(part, fd)
-        finally:
-            os.close(fd)
-        if len(data) != part.length:
-            raise SourceChanged(os.path.join(self.root, part.path), "shorter than at scan time")
-        return data
-
-    def _assemble(self, parts: list[layoutlib.Piece]) -> bytes:
-        return layoutlib.assemble(parts, self._read_part)
-
-    async def _assemble_checked(self, parts: list[layoutlib.Piece]) -> bytes:
-        try:
-            return await asyncio.to_thread(self._assemble, parts)
+            return await asyncio.to_thread(work, *args)
         except (SourceChanged, SourceUnreadable) as exc:
             raise await self._refuse(exc.path.removeprefix(self.root.rstrip("/") + "/"), exc) from None
 
@@ -173,40 +153,120 @@ class LayoutBody:
         parts: list[layoutlib.Piece] = []
         async for decoded in self.segments(offset, offset + length):
             parts.extend(layoutlib.pieces(decoded, offset, offset + length))
-        return await self._assemble_checked(parts)
+        sources = Sources(self.root)
+        try:
+            return await self._checked(layoutlib.assemble, parts, sources.read)
+        finally:
+            await self._checked(sources.close)
 
     async def send(self, request: web.Request, response: web.StreamResponse, start: int, end: int) -> None:
         """Bytes [start, end): long source ranges with sendfile, the rest assembled a MiB at a time."""
         pending: list[layoutlib.Piece] = []
         size = 0
-        async for decoded in self.segments(start, end):
-            for part in layoutlib.pieces(decoded, start, end):
-                if isinstance(part, layoutlib.FileRange) and part.length >= SENDFILE_MIN:
-                    if pending:
-                        await response.write(await self._assemble_checked(pending))
-                        pending, size = [], 0
-                    await self._send_range(request, response, part)
-                    continue
-                pending.append(part)
-                size += len(part) if isinstance(part, memoryview) else part.length
-                if size >= READ:
-                    await response.write(await self._assemble_checked(pending))
-                    pending, size = [], 0
-        if pending:
-            await response.write(await self._assemble_checked(pending))
-
-    async def _send_range(self, request: web.Request, response: web.StreamResponse,
-                          part: layoutlib.FileRange) -> None:
+        sources = Sources(self.root)
         try:
-            fd = await asyncio.to_thread(self._open, part)
-        except (SourceChanged, SourceUnreadable) as exc:
-            raise await self._refuse(part.path, exc) from None
-        with open(fd, "rb", buffering=0) as f:
-            await _send_file(request, response, f, part.offset, part.length, part.path)
+            async for decoded in self.segments(start, end):
+                for part in layoutlib.pieces(decoded, start, end):
+                    if isinstance(part, layoutlib.FileRange) and part.length >= SENDFILE_MIN:
+                        if pending:
+                            await response.write(await self._checked(layoutlib.assemble, pending, sources.read))
+                            pending, size = [], 0
+                        f = await self._checked(sources.file, part)
+                        await _send_file(request, response, f, part.offset, part.length, part.path)
+                        continue
+                    pending.append(part)
+                    size += len(part) if isinstance(part, memoryview) else part.length
+                    if size >= READ:
+                        await response.write(await self._checked(layoutlib.assemble, pending, sources.read))
+                        pending, size = [], 0
+            if pending:
+                await response.write(await self._checked(layoutlib.assemble, pending, sources.read))
+        finally:
+            await self._checked(sources.close)  # the last file's check after its bytes went out
+
+
+class Sources:
+    """The source files one response reads, opened beneath the dataset root as the packer opens
+    them (no symbolic link followed, O_NONBLOCK so a FIFO swapped in cannot block) and checked
+    against the scan's size and mtime when opened and again when let go. The open file and the
+    directories on its path stay open while consecutive ranges need them: a chunk of small files
+    costs one open per file, a large file one open for all its leaves."""
+
+    def __init__(self, root: str):
+        self.root = root
+        # dirs[i]: (name, fd) of the i-th directory of the current path, dirs[0] the root.
+        self.dirs: list[tuple[str, int]] = []
+        self.current: tuple[layoutlib.FileRange, object] | None = None
+
+    def _dir(self, relative: str) -> int:
+        parts = relative.split("/") if relative else []
+        if not self.dirs:
+            self.dirs.append(("", os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)))
+        keep = 1  # the shared prefix stays open
+        while keep < len(self.dirs) and keep <= len(parts) and self.dirs[keep][0] == parts[keep - 1]:
+            keep += 1
+        while len(self.dirs) > keep:
+            os.close(self.dirs.pop()[1])
+        for name in parts[len(self.dirs) - 1:]:
+            self.dirs.append((name, os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                            dir_fd=self.dirs[-1][1])))
+        return self.dirs[-1][1]
+
+    def file(self, part: layoutlib.FileRange):
+        """The open file of `part`, checked."""
+        if self.current is not None and self.current[0].path == part.path:
+            return self.current[1]
+        self._let_go()
+        full = os.path.join(self.root, part.path)
+        directory, name = posixpath.split(part.path)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self._dir(directory))
+        except FileNotFoundError as exc:
+            raise SourceChanged(full, "vanished") from exc
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise SourceChanged(full, "is now a symbolic link or not a directory (not followed)") from exc
+            raise SourceUnreadable(full, f"cannot be read: {exc.strerror or exc}") from exc
+        f = open(fd, "rb", buffering=0)
+        try:
+            _check(full, os.fstat(fd), part, "")
+        except BaseException:
+            f.close()
+            raise
+        self.current = (part, f)
+        return f
+
+    def read(self, part: layoutlib.FileRange) -> bytes:
+        f = self.file(part)
+        data = layoutlib.read_full(f.fileno(), part.offset, part.length)
+        if len(data) != part.length:
+            raise SourceChanged(os.path.join(self.root, part.path), "shorter than at scan time")
+        return data
+
+    def _let_go(self) -> None:
+        if self.current is not None:
+            part, f = self.current
+            self.current = None
             try:
-                self._recheck(part, fd)
-            except SourceChanged as exc:
-                raise await self._refuse(part.path, exc) from None
+                _check(os.path.join(self.root, part.path), os.fstat(f.fileno()), part, " while it was being served")
+            finally:
+                f.close()
+
+    def close(self) -> None:
+        try:
+            self._let_go()
+        finally:
+            while self.dirs:
+                os.close(self.dirs.pop()[1])
+
+
+def _check(full: str, st: os.stat_result, part: layoutlib.FileRange, when: str) -> None:
+    if not stat_module.S_ISREG(st.st_mode):
+        raise SourceChanged(full, "no longer a regular file" + when)
+    if st.st_size != part.size:
+        raise SourceChanged(full, f"size {st.st_size} != {part.size} at scan time" + when)
+    if part.mtime is not None and abs(st.st_mtime - float(part.mtime)) > 1e-6:
+        raise SourceChanged(full, "modified since scan" + when)
 
 
 def _first_changed(root: str, files: list) -> tuple[str, Exception] | None:

@@ -541,18 +541,3 @@ def scan_dir(root: str) -> tuple[list[PackEntry], list[str]]:
     walk(top, "")  # from the absolute root, so every DirEntry path is absolute too
     return files, empty
 
-
-def open_unchanged(e: PackEntry) -> int:
-    """A read-only fd of e's source file, opened as the packer opens it (beneath e.root, no link
-    followed), once it still has the size and mtime recorded at scan time; SourceChanged (the
-    file vanished or changed) or SourceUnreadable otherwise."""
-    try:
-        fd = _source_fd(e)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-        raise SourceChanged(e.path, exc.strerror or "vanished") from exc
-    try:
-        _check(e, os.fstat(fd))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
