@@ -15,6 +15,7 @@ import asyncio
 import errno
 import os
 import posixpath
+import select
 import stat as stat_module
 from pathlib import Path
 from typing import AsyncIterator
@@ -30,6 +31,7 @@ from shared.ipld.pack import SourceChanged, SourceUnreadable
 READ = 1 << 20  # bytes of small parts assembled per write
 SENDFILE_MIN = 128 << 10  # source ranges at least this long go out with sendfile
 CACHED_SEGMENTS = 4
+STALL = 60.0  # seconds a client may take no data before its response is given up
 
 
 class Unservable(ApiError):
@@ -161,9 +163,20 @@ class LayoutBody:
 
     async def send(self, request: web.Request, response: web.StreamResponse, start: int, end: int) -> None:
         """Bytes [start, end): long source ranges with sendfile, the rest assembled a MiB at a time."""
+        socket_fd = await _writable_socket(request, response)
+        sources = Sources(self.root)
+        if socket_fd is not None:
+            # A segment's records at a time, pushed by a thread straight to the socket: a large
+            # file's leaves cost a sendfile each, not an event-loop round trip each.
+            try:
+                async for decoded in self.segments(start, end):
+                    parts = list(layoutlib.pieces(decoded, start, end))
+                    await self._checked(_push, socket_fd, parts, sources)
+            finally:
+                await self._checked(sources.close)
+            return
         pending: list[layoutlib.Piece] = []
         size = 0
-        sources = Sources(self.root)
         try:
             async for decoded in self.segments(start, end):
                 for part in layoutlib.pieces(decoded, start, end):
@@ -183,6 +196,73 @@ class LayoutBody:
                 await response.write(await self._checked(layoutlib.assemble, pending, sources.read))
         finally:
             await self._checked(sources.close)  # the last file's check after its bytes went out
+
+
+async def _writable_socket(request: web.Request, response: web.StreamResponse) -> int | None:
+    """The socket of a plain TCP transport with the headers sent and nothing left in its buffer,
+    for writing to it directly; None where that cannot be had (TLS, another transport)."""
+    transport = request.transport
+    if transport is None or transport.get_extra_info("sslcontext") is not None:
+        return None
+    # What loop.sendfile waits on too; while it is set the transport refuses writes, so it is reset.
+    empty, reset = getattr(transport, "_make_empty_waiter", None), getattr(transport, "_reset_empty_waiter", None)
+    sock = transport.get_extra_info("socket")
+    if empty is None or reset is None or sock is None:
+        return None
+    await response.write(b"")  # sends the headers aiohttp holds back for the first body bytes
+    try:
+        await empty()
+    finally:
+        reset()
+    return sock.fileno()
+
+
+def _push(socket_fd: int, parts: list[layoutlib.Piece], sources: "Sources") -> None:
+    """Write parts to the (non-blocking) socket, waiting for room: literal bytes and short ranges
+    gathered into writes of up to READ bytes, long ranges with sendfile."""
+    pending: list = []
+    size = 0
+    for part in parts:
+        if isinstance(part, layoutlib.FileRange) and part.length >= SENDFILE_MIN:
+            if pending:
+                _send_all(socket_fd, b"".join(pending))
+                pending, size = [], 0
+            _sendfile_all(socket_fd, sources.file(part).fileno(), part.offset, part.length, part)
+            continue
+        pending.append(part if isinstance(part, memoryview) else sources.read(part))
+        size += len(pending[-1])
+        if size >= READ:
+            _send_all(socket_fd, b"".join(pending))
+            pending, size = [], 0
+    if pending:
+        _send_all(socket_fd, b"".join(pending))
+
+
+def _wait_writable(fd: int) -> None:
+    if not select.select([], [fd], [], STALL)[1]:
+        raise TimeoutError(f"the client took no data for {STALL:.0f} s")
+
+
+def _send_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            _wait_writable(fd)
+
+
+def _sendfile_all(fd: int, source: int, offset: int, count: int, part: layoutlib.FileRange) -> None:
+    while count:
+        try:
+            sent = os.sendfile(fd, source, offset, count)
+        except BlockingIOError:
+            _wait_writable(fd)
+            continue
+        if not sent:
+            raise SourceChanged(part.path, "shorter than at scan time")
+        offset += sent
+        count -= sent
 
 
 class Sources:
