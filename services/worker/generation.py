@@ -16,13 +16,13 @@ import time
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.worker import inline
 from shared import jobs, metrics, models
 from shared.config import Config
 from shared.ipld import commp_threads as commp_threads_module
 from shared.ipld import layout as layoutlib
 from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, SourceUnreadable, pack_chunk
 from shared.models import Status
-from services.worker import inline
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,8 @@ class GenerationRun:
     async def settings(self) -> tuple[int | None, bool]:
         """The preparation's deal size (pieces are padded to it, unless the CAR outgrew it) and
         whether it is inline."""
-        scan = await self.db[models.SCANNING].find_one({"_id": self.job["preparationId"]}, {"dealSize": 1, "inline": 1})
+        scan = await self.db[models.SCANNING].find_one({"_id": self.job["preparationId"]},
+                                                       {"dealSize": 1, "inline": 1})
         return (scan["dealSize"], bool(scan.get("inline"))) if scan else (None, False)
 
     async def watch(self) -> None:
@@ -205,7 +206,8 @@ class GenerationRun:
             self.db, models.GENERATION, self.id, self.worker_id,
             status=Status.COMPLETED.value, dataCid=result.data_cid, pieceCid=result.piece_cid,
             pieceSize=result.piece_size, carSize=result.car_size, carPath=result.car_path or None,
-            inline=recorder is not None, unservable=None, layout=recorder.stats() if recorder is not None else None,
+            inline=recorder is not None, unservable=None,
+            layout=recorder.stats() if recorder is not None else None,
             bytesDone=self.job["size"], rate=self.progress.rate(), completedAt=models.now(), error=None)
         if saved:
             metrics.PACKED_CHUNKS.inc()
