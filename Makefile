@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/smallfiles.py --files 100000 --size 1KiB
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/history.py
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py

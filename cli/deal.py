@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from cli import history as window_options
 from cli.common import client_for, parse_size_option
 from cli.output import console, print_fields, print_json, print_table
 
@@ -101,6 +102,27 @@ def show(deal_id: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) -
         print_json(result)
     else:
         print_fields(result, [(k, label) for k, label in FIELDS if result.get(k) not in (None, "")])
+
+
+@app.command()
+def history(
+    provider: Optional[str] = typer.Option(None, help="Only deals with this storage provider."),
+    since: Optional[str] = window_options.SINCE,
+    until: Optional[str] = window_options.UNTIL,
+    bucket: Optional[str] = window_options.BUCKET,
+    json_: bool = JSON,
+) -> None:
+    """How many deals were in each state at the end of each bucket (UTC)."""
+    result = api().get("/deals/history", provider=provider, **window_options.window(since, until, bucket))
+    if json_:
+        print_json(result)
+        return
+    # Only the states some point counts: nine columns of zeros say nothing.
+    shown = [s for s in result["states"] if any(p["counts"].get(s) for p in result["points"])]
+    rows = [{"time": window_options.when(p["time"], result["bucket"]), **p["counts"]} for p in result["points"]]
+    print_table(rows, [("time", "Until (UTC)"), *[(s, s) for s in shown]])
+    if not shown:
+        console.print("no deals in this window", highlight=False)
 
 
 def register(root: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from cli import history as window_options
 from cli.client import CliError
 from cli.common import client_for, parse_size_option
 from cli.output import console, print_fields, print_json, print_page_note, print_table
@@ -180,6 +181,28 @@ def show_status(result: dict) -> None:
                        ("dataCid", "Data CID"), ("pieceCid", "Piece CID"), ("pieceSize", "Piece size"),
                        ("carSize", "CAR size"), ("error", "Error")], title="Chunks")
     print_page_note(result.get("offset", 0), len(rows), result["generationTotal"], "chunks")
+
+
+@app.command()
+def history(
+    preparation: Optional[str] = typer.Option(None, "--preparation", help="Only this preparation (its id)."),
+    since: Optional[str] = window_options.SINCE,
+    until: Optional[str] = window_options.UNTIL,
+    bucket: Optional[str] = window_options.BUCKET,
+    json_: bool = JSON,
+) -> None:
+    """Bytes prepared per bucket (UTC): the chunks packed into CARs, by the time each was finished."""
+    result = api().get("/preparations/history", preparation=preparation,
+                       **window_options.window(since, until, bucket))
+    if json_:
+        print_json(result)
+        return
+    rows = [{"time": window_options.when(p["time"], result["bucket"]), "bytes": human(p["bytes"]),
+             "carBytes": human(p["carBytes"]), "chunks": p["chunks"], "files": p["files"]} for p in result["points"]]
+    print_table(rows, [("time", "Until (UTC)"), ("bytes", "Data"), ("carBytes", "CARs"), ("chunks", "Chunks"),
+                       ("files", "Files")])
+    total = sum(p["bytes"] for p in result["points"])
+    console.print(f"{human(total)} in {sum(p['chunks'] for p in result['points'])} chunks", highlight=False)
 
 
 @app.command()

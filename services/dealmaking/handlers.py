@@ -7,9 +7,9 @@ import weakref
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dealmaking import boost, pending
+from services.dealmaking import boost, history, pending, transitions
 from services.dealmaking import proposal as proposal_module
-from shared import database, metrics, models
+from shared import database, metrics, models, timeline
 from shared.api import ApiError, Conflict, NotFound, Unavailable
 from shared.config import Config
 from shared.models import DealStatus
@@ -42,9 +42,12 @@ def _slots(limit: int) -> asyncio.Semaphore:
     return slots
 
 
+# Bookkeeping of the state changes, which GET /deals/transitions serves.
+_INTERNAL = ("_id", "changedFrom", "changedAt", "changedEpoch", "historyPending")
+
+
 def public(deal: dict) -> dict:
-    out = {"id": deal["_id"], **{k: v for k, v in deal.items() if k != "_id"}}
-    return out
+    return {"id": deal["_id"], **{k: v for k, v in deal.items() if k not in _INTERNAL}}
 
 
 def _answer(deal: dict, existing: bool) -> dict:
@@ -101,10 +104,13 @@ async def _wait_for_holder(db: AsyncDatabase, holder: dict, timeout: float) -> d
 
 async def _clear_stale(db: AsyncDatabase, holder: dict, deal: dict | None) -> None:
     if deal is not None:
-        await db[models.DEAL_STATE].update_one(
-            {"_id": deal["_id"], "state": DealStatus.SENDING.value},
-            {"$set": {"state": DealStatus.ERROR.value, "updatedAt": models.now(),
-                      "message": "the deal making service stopped while boost was running"}})
+        change = models.state_change(DealStatus.SENDING.value, DealStatus.ERROR.value)
+        written = {**transitions.fields(change), "updatedAt": models.now(),
+                   "message": "the deal making service stopped while boost was running"}
+        result = await db[models.DEAL_STATE].update_one({"_id": deal["_id"], "state": DealStatus.SENDING.value},
+                                                        {"$set": written})
+        if result.modified_count == 1:
+            await transitions.copy(db, [transitions.to_copy(deal, written, change)])
     # Only that holder's key: a newer request may already hold the same key.
     await db[models.DEAL_PENDING].delete_one({"_id": holder["_id"], "dealStateId": holder["dealStateId"]})
 
@@ -117,10 +123,14 @@ async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> di
         "dealId": None, "sectorId": None, "sectorStartEpoch": None, "activation": None, "expiration": None,
         "slashEpoch": None, "trackedHeight": None, "createdAt": created, "updatedAt": created,
     }
+    creation = models.state_change(None, DealStatus.SENDING.value, at=created)
+    deal.update(transitions.fields(creation))
     outcome: dict
     try:
         # Inside the try: a failed insert must release the pending key like any other failure.
-        await db[models.DEAL_STATE].insert_one(deal)
+        await db[models.DEAL_STATE].insert_one(dict(deal))
+        await transitions.copy(db, [(deal, [creation])])
+        deal.pop("historyPending")  # copied and cleared
         async with _slots(config.deal_making_service.max_concurrent):
             answer = await boost.send_deal(config, proposal)
         outcome = {"state": DealStatus.PROPOSED.value, "proposalCid": answer["dealUuid"],
@@ -139,24 +149,30 @@ async def _send(db: AsyncDatabase, config: Config, proposal, deal_id: str) -> di
     except boost.BoostFailed as exc:
         outcome = {"state": DealStatus.ERROR.value, "message": str(exc)}
     except boost.BoostUnavailable as exc:
-        await _finish(db, deal_id, {"state": DealStatus.ERROR.value, "message": str(exc)})
+        await _finish(db, deal, {"state": DealStatus.ERROR.value, "message": str(exc)})
         metrics.DEAL_PROPOSALS.labels("unavailable").inc()
         raise Unavailable("the boost client cannot be run", str(exc)) from None
     except BaseException as exc:  # cancellation or a bug: never leave the key held by a dead request
-        await asyncio.shield(_finish(db, deal_id, {"state": DealStatus.ERROR.value,
+        await asyncio.shield(_finish(db, deal, {"state": DealStatus.ERROR.value,
                                                    "message": f"interrupted: {type(exc).__name__}"}))
         raise
     metrics.DEAL_PROPOSALS.labels(outcome["state"]).inc()
-    deal.update(await _finish(db, deal_id, outcome))
+    deal.update(await _finish(db, deal, outcome))
     log.info("deal %s to %s for %s: %s", deal_id, proposal.provider, proposal.piece_cid, deal["state"])
     return _answer(deal, existing=False)
 
 
-async def _finish(db: AsyncDatabase, deal_id: str, outcome: dict) -> dict:
+async def _finish(db: AsyncDatabase, deal: dict, outcome: dict) -> dict:
+    """Boost's answer for a deal being sent: its state leaves `sending`."""
     outcome = {**outcome, "updatedAt": models.now()}
-    await db[models.DEAL_STATE].update_one({"_id": deal_id}, {"$set": outcome})
+    change = models.state_change(DealStatus.SENDING.value, outcome["state"])
+    written = {**outcome, **transitions.fields(change)}
+    result = await db[models.DEAL_STATE].update_one({"_id": deal["_id"]}, {"$set": written})
+    if result.matched_count == 1:  # none when the insert itself failed
+        # With the creation if copying it failed (`deal` still holds its token then).
+        await transitions.copy(db, [transitions.to_copy(deal, written, change)])
     if outcome["state"] not in models.DEAL_PENDING_STATES:
-        await pending.release(db, [deal_id])
+        await pending.release(db, [deal["_id"]])
     return outcome
 
 
@@ -180,3 +196,22 @@ async def get_deal(db: AsyncDatabase, deal_id: str) -> dict:
     if deal is None:
         raise NotFound(f"no deal {deal_id}")
     return public(deal)
+
+
+async def deal_history(db: AsyncDatabase, provider: str | None, since: int | None, until: int | None,
+                       bucket: int) -> dict:
+    """GET /deals/history"""
+    return await history.states_over_time(db, timeline.window(since, until, bucket), provider)
+
+
+async def list_transitions(db: AsyncDatabase, deal: str | None, provider: str | None, offset: int,
+                           limit: int) -> dict:
+    """GET /deals/transitions"""
+    query: dict = {}
+    for field, value in (("deal", deal), ("provider", provider)):
+        if value is not None:
+            query[field] = {"$eq": value}
+    total = await database.count(db[models.DEAL_TRANSITION], query)
+    cursor = db[models.DEAL_TRANSITION].find(query).sort([("time", 1), ("_id", 1)]).skip(offset).limit(limit)
+    return {"transitions": [history.public(t) async for t in cursor], "total": total, "offset": offset,
+            "limit": limit}

@@ -3,7 +3,7 @@ The values' own rules (address checksums, CID codecs, power-of-two sizes) are in
 from services.dealmaking import validation as v
 from shared.models import DealStatus
 from shared.operations import paged
-from shared.schema import Bool, Custom, Int, Json, Num, Obj, Size, Str, Text, record
+from shared.schema import Arr, Bool, Custom, Int, Json, Map, Num, Obj, Size, Str, Text, record
 
 PROPOSAL = Obj({
     "wallet": Str("the client's f1 or f3 wallet address; it signs the proposal",
@@ -55,3 +55,32 @@ DEAL_FILTERS = {
 }
 
 ID = Str("the DealState id", max_length=100)
+
+STATE_NAMES = ", ".join(s.value for s in DealStatus)
+
+HISTORY = record({
+    "bucket": Int("bucket length, seconds", minimum=1), "since": Int("start of the window, Unix seconds"),
+    "until": Int("end of the window, Unix seconds"),
+    "states": Arr(Text(), "every state counted, in lifecycle order (" + STATE_NAMES + ")"),
+    "points": Arr(record({
+        "time": Int("the end of the bucket, Unix seconds (the last one ends at until)"),
+        "counts": Map(Int(), "deals in each state then (every state of `states`, 0 included)"),
+    }, name="DealHistoryPoint"), "one per bucket, oldest first"),
+}, name="DealHistory", description="how many deals were in each state at the end of each bucket")
+
+TRANSITION = record({
+    "id": Text("<deal>|<from state>"), "deal": Text("the DealState id"),
+    "dealId": Int("the on-chain deal id, once known", nullable=True), "provider": Text(nullable=True),
+    "pieceCid": Text(nullable=True), "client": Text(nullable=True),
+    "from": Text("the state left; null for the deal's creation", nullable=True), "to": Text("the state entered"),
+    "epoch": Int("the chain height the tracker saw the change at; null for changes made by deal making",
+                 nullable=True),
+    "time": Num("Unix seconds"),
+}, name="DealTransition")
+
+TRANSITIONS = record(paged("transitions", TRANSITION), name="DealTransitionList")
+
+TRANSITION_FILTERS = {
+    "deal": Str("only the transitions of this DealState id", max_length=100),
+    "provider": Str("only transitions of deals with this provider"),
+}

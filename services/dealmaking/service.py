@@ -1,13 +1,19 @@
 """The deal making module: its HTTP API, started by `singularity run`."""
 from __future__ import annotations
 
-from aiohttp import web
+import logging
 
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from services.dealmaking import transitions
 from services.dealmaking.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime
 
 TITLE = "Singularity deal making service"
+
+log = logging.getLogger(__name__)
 
 
 def make_app(runtime: Runtime) -> web.Application:
@@ -16,4 +22,9 @@ def make_app(runtime: Runtime) -> web.Application:
 
 async def run(runtime: Runtime) -> None:
     settings = runtime.config.deal_making_service
+    try:
+        # State changes a killed predecessor stored but did not copy to DealTransition.
+        await transitions.repair(runtime.db)
+    except PyMongoError as exc:  # not a reason to refuse deals: tracking repairs them every round too
+        log.warning("could not copy pending deal state changes: %s", exc)
     await serve(make_app(runtime), settings.bind, settings.port)

@@ -11,7 +11,7 @@ from services.preparation import conversions
 from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
 from services.preparation import summaries
-from shared import database, models
+from shared import database, models, timeline
 from shared.api import Duplicate, NotFound
 from shared.config import Config
 from shared.models import Status
@@ -184,6 +184,21 @@ async def prune_cars(db: AsyncDatabase, preparation_id: str, min_active: int) ->
 async def conversion_list(db: AsyncDatabase, preparation_id: str, offset: int, limit: int) -> dict:
     await find(db, preparation_id)
     return {"id": preparation_id, **await conversions.page(db, preparation_id, offset, limit)}
+
+
+async def prepared_history(db: AsyncDatabase, preparation: str | None, since: int | None, until: int | None,
+                           bucket: int) -> dict:
+    """GET /preparations/history: the chunks packed in each bucket, by their completion time."""
+    window = timeline.window(since, until, bucket)
+    match: dict = {"status": {"$eq": Status.COMPLETED.value}}
+    if preparation is not None:
+        match["preparationId"] = {"$eq": preparation}
+    rows = await window.per_bucket(db[models.GENERATION], match, "completedAt", {
+        "bytes": {"$sum": "$size"}, "carBytes": {"$sum": "$carSize"}, "chunks": {"$sum": 1},
+        "files": {"$sum": "$fileCount"}})
+    points = [{"time": window.end(number), **{k: row.get(k, 0) for k in ("bytes", "carBytes", "chunks", "files")}}
+              for number, row in enumerate(rows)]
+    return {**window.answer(), "points": points}
 
 
 async def status(db: AsyncDatabase, config: Config) -> dict:

@@ -2,6 +2,7 @@ from aiohttp import web
 
 from services.preparation import handlers
 from services.preparation import schemas as s
+from shared import timeline
 from shared.api import CONFIG, DB, json_response
 from shared.operations import operation, page
 
@@ -52,6 +53,15 @@ async def conversion_list(request: web.Request, id: str, offset: int, limit: int
            query=page(default_limit=20, max_limit=1000), responses={200: s.PREPARATIONS})
 async def list_all(request: web.Request, offset: int, limit: int) -> web.Response:
     return json_response(await handlers.list_page(request.app[DB], offset, limit))
+
+
+@routes.get("/preparations/history")
+@operation("Bytes prepared over time: the chunks packed into CARs in each bucket of a window",
+           query={"preparation": s.ID, **timeline.QUERY}, responses={200: s.HISTORY},
+           errors={400: "a bad parameter, since not before until, or more than 1000 buckets"})
+async def history(request: web.Request, preparation: str | None, since: int | None, until: int | None,
+                  bucket: int) -> web.Response:
+    return json_response(await handlers.prepared_history(request.app[DB], preparation, since, until, bucket))
 
 
 @routes.get("/preparation/{id}")

@@ -109,3 +109,15 @@ STATUS = record({
     "counts": record({name: Map(Int(minimum=0), "how many in each state")
                       for name in ("preparations", "chunks", "deals")}),
 }, name="SuiteStatus")
+
+HISTORY = record({
+    "bucket": Int("bucket length, seconds", minimum=1), "since": Int("start of the window, Unix seconds"),
+    "until": Int("end of the window, Unix seconds"),
+    "points": Arr(record({
+        "time": Int("the end of the bucket, Unix seconds (the last one ends at until)"),
+        "bytes": Int("dataset bytes in the chunks packed during the bucket", minimum=0),
+        "carBytes": Int("the size of their CAR files", minimum=0),
+        "chunks": Int("chunks packed", minimum=0),
+        "files": Int("file entries in them (files, ranges of split files, empty directories)", minimum=0),
+    }, name="PreparedPoint"), "one per bucket, oldest first"),
+}, name="PreparedHistory", description="what was packed into CARs in each bucket of the window")

@@ -114,5 +114,6 @@ def records(car: ImportedCar) -> tuple[dict, dict]:
                  "indexError": "an imported CAR file has no dataset index", "indexRetryAt": None})
     chunk = models.generation_request(scan, 0, 0, car.size)
     chunk.update({"status": models.Status.COMPLETED.value, "dataCid": car.data_cid, "pieceCid": car.piece_cid,
-                  "pieceSize": car.piece_size, "carSize": car.size, "importedCar": car.path})
+                  "pieceSize": car.piece_size, "carSize": car.size, "importedCar": car.path,
+                  "completedAt": chunk["createdAt"]})
     return scan, chunk

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dealmaking import pending
+from services.dealmaking import pending, transitions
 from services.tracking import states
 from shared.lotus import LotusClient, LotusMalformed
 from shared import models
@@ -60,6 +60,8 @@ class Tracker:
             # A node still syncing or a different node: its older state must not undo newer results.
             log.warning("chain head %d is behind the last tracked height %d; skipping this round", height, last)
             return RoundResult(height, skipped=True)
+        # Changes an earlier round (or deal making) recorded but was stopped before copying.
+        await transitions.repair(self.db)
         watched = [d async for d in self.db[models.DEAL_STATE].find(
             {"state": {"$in": list(models.DEAL_TRACKED_STATES)}}).sort("_id", 1)]
         result = RoundResult(height, watched=len(watched))
@@ -73,11 +75,19 @@ class Tracker:
                 result.mode = "market-deals"
                 decided = await self._scan(watched, client_ids, height)
                 result.scanned = self.lotus.market_deals_seen
+            changed: list[tuple[dict, list[dict]]] = []
             for deal in watched:
                 update = self._update(deal, decided.get(deal["_id"]), client_ids, height, genesis)
-                if update and await self._apply(deal["_id"], update, height):
+                if update is None:
+                    continue
+                applied = await self._apply(deal, update, height)
+                if applied:
                     result.updated += 1
                     result.changes[deal["_id"]] = update["state"]
+                    if applied is not True:
+                        changed.append(applied)
+            # One batch for the round's changes; a round stopped before it leaves them to `repair`.
+            await transitions.copy(self.db, changed)
         await self._release_settled()
         await self.db[models.DEAL_TRACKER].update_one(
             {"_id": TRACKER_ID}, {"$set": {"height": height, "updatedAt": models.now()}}, upsert=True)
@@ -169,13 +179,25 @@ class Tracker:
             return None
         return update
 
-    async def _apply(self, local_id: str, update: dict, height: int) -> bool:
-        result = await self.db[models.DEAL_STATE].update_one(
-            {"_id": local_id, "state": {"$in": list(models.DEAL_TRACKED_STATES)},
-             # $nor rather than $or on null: nx-27017's $or misses explicit nulls.
-             "$nor": [{"trackedHeight": {"$gt": height}}]},
-            {"$set": {**update, "trackedHeight": height, "updatedAt": models.now()}})
-        return result.modified_count == 1
+    async def _apply(self, deal: dict, update: dict, height: int) -> bool | tuple[dict, list[dict]]:
+        """False when a newer round got there first; True when applied without a change of state;
+        (the deal, the changes to copy) when its state changed."""
+        query = {"_id": deal["_id"], "state": {"$in": list(models.DEAL_TRACKED_STATES)},
+                 # $nor rather than $or on null: nx-27017's $or misses explicit nulls.
+                 "$nor": [{"trackedHeight": {"$gt": height}}]}
+        fields = {**update, "trackedHeight": height, "updatedAt": models.now()}
+        if update["state"] == deal["state"]:
+            result = await self.db[models.DEAL_STATE].update_one(query, {"$set": fields})
+            return result.modified_count == 1
+        change = models.state_change(deal["state"], update["state"], epoch=height)
+        written = {**fields, **transitions.fields(change)}
+        # Guarded by the state read at the round's start too, so the change recorded is the one
+        # made. ($in of one: nx-27017 matches nothing with $eq beside $nor.)
+        result = await self.db[models.DEAL_STATE].update_one({**query, "state": {"$in": [deal["state"]]}},
+                                                             {"$set": written})
+        if result.modified_count != 1:
+            return False
+        return transitions.to_copy(deal, written, change)
 
     async def _release_settled(self) -> None:
         """Free the pending keys of deals that left the pending states (also after a killed round)."""

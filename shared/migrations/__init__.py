@@ -72,8 +72,11 @@ def discover() -> list[Migration]:
         found.append(Migration(module.VERSION, match.group(2), (module.__doc__ or "").strip().splitlines()[0],
                                module.up))
     found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise MigrationError(f"migrations must be numbered 1, 2, 3...: {[m.version for m in found]}")
+    versions = [m.version for m in found]
+    # Numbers are handed out ahead to branches developed side by side, so one may be missing until
+    # its branch is merged; a number used twice is always a mistake.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise MigrationError(f"migrations must be numbered 1, 2, 3... each once: {versions}")
     return found
 
 

@@ -149,6 +149,9 @@ INDEXES += [
     (SCAN_PROBLEMS, [("kind", 1), ("preparationId", 1)], {}),
 ]
 
+# GET /preparations/history groups completed chunks by their completion time.
+INDEXES += [(GENERATION, [("status", 1), ("completedAt", 1)], {})]
+
 # --- Inline preparations (a preparation with `inline: true` writes no CAR) ---
 # The layout of a chunk whose CAR is not on disk (`inline: true` on its GenerationRequest), from
 # which the hosting service assembles the CAR's bytes: one document per segment
