@@ -19,32 +19,21 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import embedded, free_port, scratch
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from shared import database, models  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
 
 TARGET_P50, TARGET_P99 = 0.100, 1.0
 BATCH = 10_000
 DB_NAME = "bench_api"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- seeding -------------------------------------------------------------------------------------
@@ -297,26 +286,21 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10, help="seconds before a request counts as timed out")
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="bench-api-")
-    server = EmbeddedDatabase(path=data_dir, port=free_port())
-    process = None
-    try:
-        server.start()
+    with scratch("bench-api-") as data_dir, embedded(str(data_dir)) as server:
         url = f"{server.url}/{DB_NAME}"
         ids, big = asyncio.run(prepare(url, args))
         port, bare_port = free_port(), free_port()
         process = start_server(url, port, bare_port)
-        asyncio.run(load(args, ids, big, port, bare_port, process))
-        return 0
-    finally:
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        try:
+            asyncio.run(load(args, ids, big, port, bare_port, process))
+            return 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 if __name__ == "__main__":

@@ -15,33 +15,19 @@ import argparse
 import asyncio
 import random
 import shutil
-import socket
-import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import connect, embedded, free_port, pipeline_config, prepare, scratch, timed
 
 from aiohttp import web  # noqa: E402
 
 from services.hosting.routes import routes  # noqa: E402
 from services.indexing import retrieval, sources  # noqa: E402
-from services.indexing.indexer import build_index  # noqa: E402
-from services.worker.generation import GenerationRun  # noqa: E402
-from services.worker.scanning import ScanRun  # noqa: E402
-from shared import config as config_module  # noqa: E402
-from shared import database, jobs, models  # noqa: E402
+from shared import models  # noqa: E402
 from shared.api import create_app  # noqa: E402
 from shared.config import parse_size  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_tree(root: Path, files: int, mean_size: int) -> None:
@@ -55,19 +41,6 @@ def make_tree(root: Path, files: int, mean_size: int) -> None:
 def copy_tree(source: Path, root: Path) -> None:
     """Regular files only: the walk skips links and special files anyway."""
     shutil.copytree(source, root, symlinks=True, ignore_dangling_symlinks=True)
-
-
-async def prepare(db, config, root: Path, deal_size: int) -> str:
-    scan = models.scanning_request("bench", str(root), deal_size, int(deal_size * 0.6), int(deal_size * 0.9))
-    await db[models.SCANNING].insert_one(scan)
-    job = await jobs.claim(db, models.SCANNING, "bench")
-    await ScanRun(db, job, "bench").run()
-    out_dir = config.deal_preparation_worker.out_dir
-    while job := await jobs.claim(db, models.GENERATION, "bench"):
-        await GenerationRun(db, job, "bench", out_dir).run()
-    if not await build_index(db, config, scan["_id"]):
-        raise SystemExit("the preparation did not complete")
-    return scan["_id"]
 
 
 def download(url: str) -> int:
@@ -84,67 +57,48 @@ def retrieve(url: str, output: Path) -> int:
     return retrieval.write_tree(retriever, plan, output).bytes
 
 
-async def timed(function, *args) -> tuple[float, int]:
-    start = time.perf_counter()
-    size = await asyncio.to_thread(function, *args)
-    return time.perf_counter() - start, size
-
-
 async def main(args) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
-    server = EmbeddedDatabase(path="memory", port=free_port())
-    server.start()
-    client = None
-    runner = None
-    try:
+    with scratch("bench-bundle-") as work, embedded() as server:
         root = work / "bench"
         if args.tree:
             copy_tree(Path(args.tree), root)
         else:
             make_tree(root, args.files, args.size)
         url = f"{server.url}/bench_bundle"
-        config = config_module.parse({
-            "connection": {"database": url}, "database": {"enabled": False},
-            "deal_preparation_worker": {"out_dir": str(work / "cars")},
-            "http_hosting_service": {"car_dir": str(work / "cars")},
-        })
-        client = database.client(url)
-        db = client[database.database_name(url)]
-        await database.ensure_indexes(db)
-        start = time.perf_counter()
-        await prepare(db, config, root, parse_size(args.deal_size))
-        files = await db[models.GENERATION_FILES].count_documents({"directory": {"$ne": True}})
-        chunks = await db[models.GENERATION].count_documents({})
-        print(f"prepared {files} files in {chunks} chunks in {time.perf_counter() - start:.1f} s")
+        config = pipeline_config(url, work)
+        async with connect(url) as db:
+            start = time.perf_counter()
+            await prepare(db, config, root, parse_size(args.deal_size))
+            files = await db[models.GENERATION_FILES].count_documents({"directory": {"$ne": True}})
+            chunks = await db[models.GENERATION].count_documents({})
+            print(f"prepared {files} files in {chunks} chunks in {time.perf_counter() - start:.1f} s")
 
-        runner = web.AppRunner(create_app(config, db, routes), access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"http://127.0.0.1:{port}"
+            runner = web.AppRunner(create_app(config, db, routes), access_log=None)
+            await runner.setup()
+            try:
+                port = free_port()
+                await web.TCPSite(runner, "127.0.0.1", port).start()
+                await compare(f"http://127.0.0.1:{port}", work, files, args.runs)
+            finally:
+                await runner.cleanup()
 
-        rows = []
-        for attempt in range(args.runs):
-            bundle_time, bundle_bytes = await timed(download, f"{base}/bundle/bench")
-            out = work / f"out{attempt}"
-            retrieve_time, retrieve_bytes = await timed(retrieve, base, out)
-            shutil.rmtree(out)
-            rows.append((bundle_time, retrieve_time))
-            print(f"run {attempt + 1}: bundle {bundle_time:.2f} s ({bundle_bytes} tar bytes, "
-                  f"{files / bundle_time:.0f} files/s); retrieve {retrieve_time:.2f} s "
-                  f"({retrieve_bytes} bytes, {files / retrieve_time:.0f} files/s)")
-        bundle_best = min(r[0] for r in rows)
-        retrieve_best = min(r[1] for r in rows)
-        verdict = "meets" if bundle_best <= retrieve_best else "misses"
-        print(f"best: bundle {bundle_best:.2f} s, retrieve {retrieve_best:.2f} s "
-              f"(bundle/retrieve = {bundle_best / retrieve_best:.2f}; target <= 1: {verdict})")
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        if client is not None:
-            await client.close()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+
+async def compare(base: str, work: Path, files: int, runs: int) -> None:
+    rows = []
+    for attempt in range(runs):
+        bundle_time, bundle_bytes = await timed(download, f"{base}/bundle/bench")
+        out = work / f"out{attempt}"
+        retrieve_time, retrieve_bytes = await timed(retrieve, base, out)
+        shutil.rmtree(out)
+        rows.append((bundle_time, retrieve_time))
+        print(f"run {attempt + 1}: bundle {bundle_time:.2f} s ({bundle_bytes} tar bytes, "
+              f"{files / bundle_time:.0f} files/s); retrieve {retrieve_time:.2f} s "
+              f"({retrieve_bytes} bytes, {files / retrieve_time:.0f} files/s)")
+    bundle_best = min(r[0] for r in rows)
+    retrieve_best = min(r[1] for r in rows)
+    verdict = "meets" if bundle_best <= retrieve_best else "misses"
+    print(f"best: bundle {bundle_best:.2f} s, retrieve {retrieve_best:.2f} s "
+          f"(bundle/retrieve = {bundle_best / retrieve_best:.2f}; target <= 1: {verdict})")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import connect, embedded
 
 from services.preparation import status as suite_status  # noqa: E402
 from shared import config as config_module  # noqa: E402
-from shared import database, metrics, models, stats  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from shared import metrics, models, stats  # noqa: E402
 
 STATES = [s.value for s in models.Status if s != models.Status.REMOVED]
 
@@ -36,42 +32,40 @@ async def timed(label: str, fn, repeat: int = 3) -> float:
 
 
 async def main(chunks: int, deals: int) -> None:
-    server = EmbeddedDatabase(path="memory", port=free_port()).start()
-    client = database.client(f"{server.url}/bench")
-    db = client["bench"]
-    try:
-        await database.ensure_indexes(db)
-        scan = models.scanning_request("bench", "/data", 1 << 35, 1 << 34, 1 << 35)
-        await db[models.SCANNING].insert_one(scan)
-        for start in range(0, chunks, 5000):
-            docs = [models.generation_request(scan, i, 10, 1 << 30) for i in range(start, min(chunks, start + 5000))]
-            for i, doc in enumerate(docs):
-                doc["status"] = STATES[i % len(STATES)]
-            await db[models.GENERATION].insert_many(docs)
-        deal_states = [s.value for s in models.DealStatus]
-        for start in range(0, deals, 5000):
-            await db[models.DEAL_STATE].insert_many([{"_id": models.new_id(), "state": deal_states[i % len(deal_states)]}
-                                                     for i in range(start, min(deals, start + 5000))])
-        print(f"{chunks} chunks, {deals} deals on nx-27017")
-        config = config_module.parse({"database": {"enabled": False}})
+    with embedded() as server:
+        async with connect(f"{server.url}/bench") as db:
+            await measure(db, chunks, deals)
 
-        async def per_state():
-            for state in STATES:
-                await db[models.GENERATION].count_documents({"status": state})
-            for state in deal_states:
-                await db[models.DEAL_STATE].count_documents({"state": state})
-        baseline = await timed("baseline: count_documents per state", per_state)
-        grouped = await timed("state gauges: one $group per collection", lambda: stats.state_counts(db))
-        async def summed():
-            await (await db[models.GENERATION].aggregate(
-                [{"$group": {"_id": "$status", "n": {"$sum": 1}, "bytes": {"$sum": "$size"}}}])).to_list(None)
-        await timed("(not used) chunks: $group with a $sum of size", summed)
-        await timed("full /metrics state families", lambda: metrics.state_families(db))
-        await timed("GET /status body", lambda: suite_status.collect(db, config))
-        print(f"$group vs count_documents: {baseline / grouped:.1f}x faster")
-    finally:
-        await client.close()
-        server.stop()
+
+async def measure(db, chunks: int, deals: int) -> None:
+    scan = models.scanning_request("bench", "/data", 1 << 35, 1 << 34, 1 << 35)
+    await db[models.SCANNING].insert_one(scan)
+    for start in range(0, chunks, 5000):
+        docs = [models.generation_request(scan, i, 10, 1 << 30) for i in range(start, min(chunks, start + 5000))]
+        for i, doc in enumerate(docs):
+            doc["status"] = STATES[i % len(STATES)]
+        await db[models.GENERATION].insert_many(docs)
+    deal_states = [s.value for s in models.DealStatus]
+    for start in range(0, deals, 5000):
+        await db[models.DEAL_STATE].insert_many([{"_id": models.new_id(), "state": deal_states[i % len(deal_states)]}
+                                                 for i in range(start, min(deals, start + 5000))])
+    print(f"{chunks} chunks, {deals} deals on nx-27017")
+    config = config_module.parse({"database": {"enabled": False}})
+
+    async def per_state():
+        for state in STATES:
+            await db[models.GENERATION].count_documents({"status": state})
+        for state in deal_states:
+            await db[models.DEAL_STATE].count_documents({"state": state})
+    baseline = await timed("baseline: count_documents per state", per_state)
+    grouped = await timed("state gauges: one $group per collection", lambda: stats.state_counts(db))
+    async def summed():
+        await (await db[models.GENERATION].aggregate(
+            [{"$group": {"_id": "$status", "n": {"$sum": 1}, "bytes": {"$sum": "$size"}}}])).to_list(None)
+    await timed("(not used) chunks: $group with a $sum of size", summed)
+    await timed("full /metrics state families", lambda: metrics.state_families(db))
+    await timed("GET /status body", lambda: suite_status.collect(db, config))
+    print(f"$group vs count_documents: {baseline / grouped:.1f}x faster")
 
 
 if __name__ == "__main__":

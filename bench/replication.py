@@ -12,20 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import embedded, scratch
 
 from pymongo import monitoring  # noqa: E402
 
 from services.replication import planner  # noqa: E402
 from services.replication.counting import Rules  # noqa: E402
 from shared import database, models  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
 from shared.ipld import cid as cidlib  # noqa: E402
 
 TARGET_S = 10.0
@@ -101,12 +97,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--providers", type=int, default=50)
-    parser.add_argument("--port", type=int, default=37391)
+    parser.add_argument("--port", type=int, default=None, help="of the embedded database (default: a free one)")
     args = parser.parse_args()
     providers = [f"f0{1000 + i}" for i in range(args.providers)]
-    work = Path(tempfile.mkdtemp(prefix="bench-replication-"))
-    try:
-        with EmbeddedDatabase(str(work / "db"), port=args.port) as server:
+    with scratch("bench-replication-") as work:
+        with embedded(str(work / "db"), args.port) as server:
             print(f"cpus: {os.cpu_count()}")
             results = {}
             for chunks in sorted({args.chunks // 10, args.chunks}):
@@ -121,8 +116,6 @@ def main() -> int:
             ok = large[0] < TARGET_S and small[3] == large[3]
             print(f"target: < {TARGET_S:.0f} s with equal query counts: {'met' if ok else 'MISSED'}")
             return 0 if ok else 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

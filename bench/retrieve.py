@@ -4,7 +4,7 @@ run on the embedded database.
 
 Every block of a retrieval is verified, so hashing the CAR is the floor; target: each method at
 least 0.5 of that rate. The file is prepared through the real scanner, worker and indexer
-(bench/bundle.py's `prepare`), served by `singularity run hosting` in its own process on
+(bench/common.py's `prepare`), served by `singularity run hosting` in its own process on
 127.0.0.1 (as a provider or our hosting host would be: client and server do not share one
 interpreter lock), and fetched by `singularity retrieve`'s code (`--method car`, `--method
 piece`) into a folder.
@@ -22,22 +22,14 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, connect, embedded, free_port, pipeline_config, prepare, scratch, timed
 
-from bundle import free_port, prepare, timed  # noqa: E402
 from services.indexing import retrieval, sources  # noqa: E402
-from shared import config as config_module  # noqa: E402
-from shared import database, models  # noqa: E402
+from shared import models  # noqa: E402
 from shared.config import parse_size  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_http(url: str, budget: float = 30.0) -> None:
@@ -104,68 +96,56 @@ def retrieve_to_null(base: str, index_cid: str, methods: tuple[str, ...], spool:
 
 async def main(args) -> None:
     size = parse_size(args.size)
-    work = Path(tempfile.mkdtemp(prefix="bench-retrieve-"))
-    server = EmbeddedDatabase(path="memory", port=free_port())
-    server.start()
-    client = runner = None
-    try:
+    with scratch("bench-retrieve-") as work, embedded() as server:
         root = work / "bench"
         write_file(root / "big.bin", size)
         url = f"{server.url}/bench_retrieve"
-        config = config_module.parse({
-            "connection": {"database": url}, "database": {"enabled": False},
-            "deal_preparation_worker": {"out_dir": str(work / "cars")},
-            "http_hosting_service": {"car_dir": str(work / "cars")},
-        })
-        client = database.client(url)
-        db = client[database.database_name(url)]
-        await database.ensure_indexes(db)
-        start = time.perf_counter()
-        deal_size = 1 << max(size * 2, 1 << 20).bit_length()  # one chunk holds the whole file
-        prep_id = await prepare(db, config, root, deal_size)
-        index_cid = (await db[models.SCANNING].find_one({"_id": prep_id}))["indexCid"]
-        gen = await db[models.GENERATION].find_one({"preparationId": prep_id})
-        print(f"prepared a {size} byte file in {time.perf_counter() - start:.1f} s")
+        async with connect(url) as db:
+            start = time.perf_counter()
+            deal_size = 1 << max(size * 2, 1 << 20).bit_length()  # one chunk holds the whole file
+            prep_id = await prepare(db, pipeline_config(url, work), root, deal_size)
+            index_cid = (await db[models.SCANNING].find_one({"_id": prep_id}))["indexCid"]
+            gen = await db[models.GENERATION].find_one({"preparationId": prep_id})
+            print(f"prepared a {size} byte file in {time.perf_counter() - start:.1f} s")
 
-        port = free_port()
-        config_file = work / "config.toml"
-        config_file.write_text(f'[connection]\ndatabase = "{url}"\n[database]\nenabled = false\n'
-                               f'[http_hosting_service]\nport = {port}\ncar_dir = "{work / "cars"}"\n')
-        runner = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "--config",
-                                   str(config_file), "run", "hosting"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        await asyncio.to_thread(wait_http, f"{base}/piece/{gen['pieceCid']}")
+            port = free_port()
+            config_file = work / "config.toml"
+            config_file.write_text(f'[connection]\ndatabase = "{url}"\n[database]\nenabled = false\n'
+                                   f'[http_hosting_service]\nport = {port}\ncar_dir = "{work / "cars"}"\n')
+            runner = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "--config",
+                                       str(config_file), "run", "hosting"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            try:
+                base = f"http://127.0.0.1:{port}"
+                await asyncio.to_thread(wait_http, f"{base}/piece/{gen['pieceCid']}")
+                await compare(base, work, index_cid, gen["carPath"], size, args.runs)
+            finally:
+                runner.terminate()
+                runner.wait(30)
 
-        best: dict[str, float] = {}
-        for attempt in range(args.runs):
-            line = []
-            seconds, _ = await timed(hash_car, gen["carPath"])
-            best["floor"] = min(best.get("floor", seconds), seconds)
-            line.append(f"read+sha256 CAR {size / seconds / 2**20:.0f} MiB/s")
-            for name, methods, function in (("piece", ("piece",), retrieve), ("gateway", ("car",), retrieve),
-                                            ("gateway to /dev/null", ("car",), retrieve_to_null),
-                                            ("piece to /dev/null", ("piece",), retrieve_to_null)):
-                out = work / f"out-{name.replace(' ', '-').replace('/', '')}"
-                seconds, got = await timed(function, base, index_cid, methods, out)
-                if got != size:
-                    raise SystemExit(f"{name}: retrieved {got} of {size} bytes")
-                shutil.rmtree(out)
-                best[name] = min(best.get(name, seconds), seconds)
-                line.append(f"{name} {size / seconds / 2**20:.0f} MiB/s")
-            print(f"run {attempt + 1}: " + ", ".join(line))
-        for name in ("gateway", "piece", "gateway to /dev/null", "piece to /dev/null"):
-            ratio = best["floor"] / best[name]
-            print(f"best {name}: {size / best[name] / 2**20:.0f} MiB/s = {ratio:.2f} of reading+hashing the CAR "
-                  f"({size / best['floor'] / 2**20:.0f} MiB/s); target >= 0.5: {'meets' if ratio >= 0.5 else 'misses'}")
-    finally:
-        if runner is not None:
-            runner.terminate()
-            runner.wait(30)
-        if client is not None:
-            await client.close()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+
+async def compare(base: str, work: Path, index_cid: str, car_path: str, size: int, runs: int) -> None:
+    best: dict[str, float] = {}
+    for attempt in range(runs):
+        line = []
+        seconds, _ = await timed(hash_car, car_path)
+        best["floor"] = min(best.get("floor", seconds), seconds)
+        line.append(f"read+sha256 CAR {size / seconds / 2**20:.0f} MiB/s")
+        for name, methods, function in (("piece", ("piece",), retrieve), ("gateway", ("car",), retrieve),
+                                        ("gateway to /dev/null", ("car",), retrieve_to_null),
+                                        ("piece to /dev/null", ("piece",), retrieve_to_null)):
+            out = work / f"out-{name.replace(' ', '-').replace('/', '')}"
+            seconds, got = await timed(function, base, index_cid, methods, out)
+            if got != size:
+                raise SystemExit(f"{name}: retrieved {got} of {size} bytes")
+            shutil.rmtree(out)
+            best[name] = min(best.get(name, seconds), seconds)
+            line.append(f"{name} {size / seconds / 2**20:.0f} MiB/s")
+        print(f"run {attempt + 1}: " + ", ".join(line))
+    for name in ("gateway", "piece", "gateway to /dev/null", "piece to /dev/null"):
+        ratio = best["floor"] / best[name]
+        print(f"best {name}: {size / best[name] / 2**20:.0f} MiB/s = {ratio:.2f} of reading+hashing the CAR "
+              f"({size / best['floor'] / 2**20:.0f} MiB/s); target >= 0.5: {'meets' if ratio >= 0.5 else 'misses'}")
 
 
 if __name__ == "__main__":

@@ -11,18 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import embedded, scratch
 
 from services.worker.scanning import ScanRun  # noqa: E402
 from services.worker.walk import File, walk  # noqa: E402
 from shared import database, jobs, models  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
 
 TARGET = 5_000
 
@@ -64,21 +60,18 @@ async def scan(url: str, root: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=100_000)
-    parser.add_argument("--port", type=int, default=37017)
+    parser.add_argument("--port", type=int, default=None, help="of the embedded database (default: a free one)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-scan-"))
-    try:
+    with scratch("bench-scan-") as work:
         print(f"making {args.files:,} small files in {work} ...", flush=True)
         make_tree(work / "tree", args.files)
         base = baseline(work / "tree")
-        with EmbeddedDatabase(str(work / "db"), port=args.port) as db:
-            rate, chunks = asyncio.run(scan(db.url, work / "tree"))
+        with embedded(str(work / "db"), args.port) as server:
+            rate, chunks = asyncio.run(scan(server.url, work / "tree"))
         print(f"cpus: {os.cpu_count()}")
         print(f"baseline sorted scandir+stat walk, no database: {base:,.0f} files/s")
         print(f"scan into the embedded database ({chunks} chunks):  {rate:,.0f} files/s "
               f"(target >= {TARGET:,}: {'met' if rate >= TARGET else 'MISSED'})")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -34,15 +34,15 @@ BAD = [("missing name", {"path": "/x"}), ("name is a number", {"name": 5, "path"
 IMPORT_BASE = "import shared.api"
 RUNS = 20_000
 
-MSGSPEC_MODELS = '''
-import msgspec
-class Preparation(msgspec.Struct, forbid_unknown_fields=True):
+# The two bodies' models, written once for both libraries (each fills in its base class).
+MODELS = '''
+class Preparation({base}):
     name: str
     path: str
     dealSize: Optional[Union[int, str]] = None
     minSize: Optional[Union[int, str]] = None
     maxSize: Optional[Union[int, str]] = None
-class Deal(msgspec.Struct, forbid_unknown_fields=True):
+class Deal({base}):
     wallet: str
     keyPath: str
     provider: str
@@ -58,30 +58,8 @@ class Deal(msgspec.Struct, forbid_unknown_fields=True):
     keepUnsealed: bool = True
     announceToIpni: bool = True
 '''
-PYDANTIC_MODELS = '''
-import pydantic
-class Preparation(pydantic.BaseModel, extra="forbid", strict=True):
-    name: str
-    path: str
-    dealSize: Optional[Union[int, str]] = None
-    minSize: Optional[Union[int, str]] = None
-    maxSize: Optional[Union[int, str]] = None
-class Deal(pydantic.BaseModel, extra="forbid", strict=True):
-    wallet: str
-    keyPath: str
-    provider: str
-    pieceCid: str
-    pieceSize: Union[int, str]
-    dataCid: str
-    url: Optional[str] = None
-    carSize: Optional[Union[int, str]] = None
-    verified: bool = True
-    duration: int = 518400
-    startEpoch: Optional[int] = None
-    price: Optional[Union[int, str]] = None
-    keepUnsealed: bool = True
-    announceToIpni: bool = True
-'''
+MSGSPEC_MODELS = "import msgspec" + MODELS.format(base="msgspec.Struct, forbid_unknown_fields=True")
+PYDANTIC_MODELS = "import pydantic" + MODELS.format(base='pydantic.BaseModel, extra="forbid", strict=True')
 
 
 def ours() -> dict:

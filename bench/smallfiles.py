@@ -20,30 +20,20 @@ import cProfile
 import hashlib
 import os
 import pstats
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import connect, embedded, pipeline_config, scratch
 
 from services.indexing import indexer  # noqa: E402
 from services.worker.generation import GenerationRun  # noqa: E402
 from services.worker.scanning import ScanRun  # noqa: E402
 from shared import config as config_module  # noqa: E402
-from shared import database, jobs, models  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
+from shared import jobs, models  # noqa: E402
 
 DEAL = 32 << 30
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_tree(root: Path, files: int, size: int, folders: int) -> None:
@@ -84,43 +74,35 @@ class Steps:
 
 
 async def pipeline(root: Path, work: Path, steps: Steps) -> None:
-    server = EmbeddedDatabase(path=str(work / "db"), port=free_port())
-    server.start()
-    client = None
-    try:
+    with embedded(str(work / "db")) as server:
         url = f"{server.url}/bench"
-        client = database.client(url)
-        db = client["bench"]
-        await database.ensure_indexes(db)
-        config = config_module.parse({
-            "connection": {"database": url}, "database": {"enabled": False},
-            "deal_preparation_service": {"dataset_roots": [str(root)]},
-            "deal_preparation_worker": {"out_dir": str(work / "cars")}})
-        scan = models.scanning_request("bench", str(root), DEAL, int(DEAL * 0.6), int(DEAL * 0.9))
-        await db[models.SCANNING].insert_one(scan)
+        async with connect(url) as db:
+            await measure(db, pipeline_config(url, work, deal_preparation_service={"dataset_roots": [str(root)]}),
+                          root, work, steps)
 
-        async def scan_step():
-            job = await jobs.claim(db, models.SCANNING, "scanner")
-            await ScanRun(db, job, "scanner").run()
 
-        async def generation_step():
-            while job := await jobs.claim(db, models.GENERATION, "gen"):
-                await GenerationRun(db, job, "gen", str(work / "cars")).run()
+async def measure(db, config, root: Path, work: Path, steps: Steps) -> None:
+    scan = models.scanning_request("bench", str(root), DEAL, int(DEAL * 0.6), int(DEAL * 0.9))
+    await db[models.SCANNING].insert_one(scan)
 
-        async def index_step():
-            if await indexer.build_index(db, config, scan["_id"]) is None:
-                raise SystemExit("the index was not built")
+    async def scan_step():
+        job = await jobs.claim(db, models.SCANNING, "scanner")
+        await ScanRun(db, job, "scanner").run()
 
-        await steps.run("scan", scan_step)
-        await steps.run("generation", generation_step)
-        await steps.run("index", index_step)
-        chunks = await db[models.GENERATION].find({"preparationId": scan["_id"]}).to_list(None)
-        if not chunks or any(c["status"] != "completed" for c in chunks):
-            raise SystemExit(f"chunks not completed: {[c.get('error') for c in chunks]}")
-    finally:
-        if client is not None:
-            await client.close()
-        server.stop()
+    async def generation_step():
+        while job := await jobs.claim(db, models.GENERATION, "gen"):
+            await GenerationRun(db, job, "gen", str(work / "cars")).run()
+
+    async def index_step():
+        if await indexer.build_index(db, config, scan["_id"]) is None:
+            raise SystemExit("the index was not built")
+
+    await steps.run("scan", scan_step)
+    await steps.run("generation", generation_step)
+    await steps.run("index", index_step)
+    chunks = await db[models.GENERATION].find({"preparationId": scan["_id"]}).to_list(None)
+    if not chunks or any(c["status"] != "completed" for c in chunks):
+        raise SystemExit(f"chunks not completed: {[c.get('error') for c in chunks]}")
 
 
 def parse_size(text: str) -> int:
@@ -137,8 +119,7 @@ def main() -> None:
     args = ap.parse_args()
     size = parse_size(args.size)
     folders = args.folders or max(50, args.files // 400)
-    work = Path(tempfile.mkdtemp(prefix="bench-small-", dir=args.dir))
-    try:
+    with scratch("bench-small-", args.dir) as work:
         root = work / "tree"
         make_tree(root, args.files, size, folders)
         baseline(root)  # warms the page cache, as every measured step below finds it
@@ -169,8 +150,6 @@ def main() -> None:
         ]
         for name, seconds, note in rows:
             print(f"  {name:<28} {seconds:7.2f} s  {note}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

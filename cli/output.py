@@ -32,6 +32,14 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def print_state(answer: dict, item_id: str, state: str, as_json: bool) -> None:
+    """What a pause, resume or remove answered: all of it with --json, else `ID: state`."""
+    if as_json:
+        print_json(answer)
+    else:
+        console.print(f"{item_id}: {state}", highlight=False)
+
+
 def print_table(rows: Iterable[dict], columns: Sequence[tuple[str, str]], title: str | None = None) -> None:
     """columns: (key in each row, header)."""
     from rich.table import Table

@@ -10,7 +10,7 @@ import typer
 from cli import history as window_options
 from cli.client import CliError
 from cli.common import client_for, parse_size_option
-from cli.output import console, print_fields, print_json, print_page_note, print_table
+from cli.output import console, print_fields, print_json, print_page_note, print_state, print_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -94,11 +94,7 @@ def generation_pending(status: dict) -> bool:
 
 
 def set_state(preparation_id: str, state: str, json_: bool) -> None:
-    result = api().post(f"/preparation/{preparation_id}", {"state": state})
-    if json_:
-        print_json(result)
-    else:
-        console.print(f"{preparation_id}: {state}", highlight=False)
+    print_state(api().post(f"/preparation/{preparation_id}", {"state": state}), preparation_id, state, json_)
 
 
 @app.command()

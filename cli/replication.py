@@ -11,7 +11,7 @@ import typer
 
 from cli.client import ApiClient, CliError
 from cli.common import client_for, parse_size_option
-from cli.output import console, print_fields, print_json, print_page_note, print_table
+from cli.output import console, print_fields, print_json, print_page_note, print_state, print_table
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -120,11 +120,7 @@ def update(request_id: str = typer.Argument(..., metavar="ID"),
 
 
 def set_state(request_id: str, state: str, json_: bool) -> None:
-    result = api().post(f"/replication/{request_id}", {"state": state})
-    if json_:
-        print_json(result)
-    else:
-        console.print(f"{request_id}: {state}", highlight=False)
+    print_state(api().post(f"/replication/{request_id}", {"state": state}), request_id, state, json_)
 
 
 @app.command()

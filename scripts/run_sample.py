@@ -117,7 +117,7 @@ class FakeNetwork:
     def start(cls, directory: Path) -> "FakeNetwork":
         sys.path.insert(0, str(REPO))
         from scripts.fakes import boost
-        from services.dealmaking.validation import encode_address
+        from shared.deal_params import encode_address
         (directory / "keys").mkdir(parents=True, exist_ok=True)
         boost.install(directory)
         (directory / "control.json").write_text('{"publish": true, "download": true}')

@@ -211,6 +211,8 @@ class RankingService:
     port: int = 3004
     # Seconds between two rounds of metric collection.
     refresh_interval: float = 3600.0
+    # Seconds between two re-reads of the values other ranking hosts stored (only the new ones).
+    reload_interval: float = 60.0
     # Provider ids always tracked, besides those of our deals and those a listing source returns.
     providers: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=lambda: list(RANKING_SOURCES))
@@ -307,6 +309,7 @@ def _check(config: Config) -> None:
         ("deal_preparation_service.maintenance_interval", config.deal_preparation_service.maintenance_interval),
         ("deal_tracking_service.interval", config.deal_tracking_service.interval),
         ("ranking_service.refresh_interval", config.ranking_service.refresh_interval),
+        ("ranking_service.reload_interval", config.ranking_service.reload_interval),
         ("ranking_service.timeout", config.ranking_service.timeout),
         ("replication_service.interval", config.replication_service.interval),
         ("replication_service.backoff_base", config.replication_service.backoff_base),

@@ -27,6 +27,10 @@ NUMBER, BOOL, STRING = "number", "bool", "string"
 # The list form's operators and the string form's symbols for them.
 OPERATORS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "in": "in"}
 _ORDERING = {">", ">=", "<", "<="}
+# The JSON Schema of either form, for the APIs that take criteria (ranking lookups, replication).
+SHAPE = {"anyOf": [{"type": "string", "minLength": 1},
+                   {"type": "array", "minItems": 1, "items": {
+                       "type": "array", "minItems": 2, "prefixItems": [{"type": "string"}]}}]}
 
 
 class CriteriaError(ValueError):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.dealmaking.validation import encode_address
+from shared.deal_params import encode_address
 from tests.processes import singularity, start, stop, wait_http, write_config
 from tests.scan_helpers import make_tree
 

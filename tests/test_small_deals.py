@@ -1,9 +1,9 @@
 """The smallest deal size keeps the rule that every piece stays at the deal size."""
 from services.preparation.validation import MIN_DEAL_SIZE
-from services.worker.chunker import CAR_BASE, NAME_MAX, smallest_deal_size
 from services.worker.generation import GenerationRun
 from services.worker.scanning import ScanRun
 from shared import jobs, models
+from shared.car_overhead import CAR_BASE, NAME_MAX, smallest_deal_size
 from tests.scan_helpers import make_tree
 
 

@@ -7,9 +7,10 @@ import weakref
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dealmaking import boost, history, pending, transitions
+from services.dealmaking import boost, history
 from services.dealmaking import proposal as proposal_module
 from shared import database, metrics, models, timeline
+from shared import deal_pending as pending, deal_transitions as transitions
 from shared.api import ApiError, Conflict, NotFound, Unavailable
 from shared.config import Config
 from shared.models import DealStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.dealmaking import validation as v
+from shared import deal_params as v
 from shared.api import InvalidParameter
 
 

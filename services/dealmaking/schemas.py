@@ -1,6 +1,6 @@
 """What the deal making API accepts and answers (the routes declare these; see shared/schema.py).
-The values' own rules (address checksums, CID codecs, power-of-two sizes) are in validation.py."""
-from services.dealmaking import validation as v
+The values' own rules (address checksums, CID codecs, power-of-two sizes) are in shared/deal_params.py."""
+from shared import deal_params as v
 from shared.models import DealStatus
 from shared.operations import paged
 from shared.schema import Arr, Bool, Custom, Int, Json, Map, Num, Obj, Size, Str, Text, record

@@ -6,7 +6,7 @@ import logging
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from services.dealmaking import transitions
+from shared import deal_transitions as transitions
 from services.dealmaking.routes import routes
 from shared.api import create_app, serve
 from shared.runtime import Runtime

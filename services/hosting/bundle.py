@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.hosting import catalog, content, filedata
+from services.hosting import catalog, filedata
 from services.indexing import builder, model, tarformat
-from shared import models
+from shared import chunkdata, models
 from shared.api import NotFound
 from shared.ipld import cid as cidlib
 
@@ -126,7 +126,7 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
     path = clean_path(path)
     listed = await members(db, prep, path)
     generations = {g["_id"]: g async for g in db[models.GENERATION].find({"preparationId": prep["_id"]})}
-    on_host: dict[str, content.CarFileBody | content.LayoutBody] = {}
+    on_host: dict[str, chunkdata.CarFileBody | chunkdata.LayoutBody] = {}
     for member in listed:
         for doc in member.ranges:
             gen = generations.get(doc["generationId"])
@@ -136,7 +136,7 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
                 body = catalog.chunk_body(db, car_dir, [], {**gen, "importedCar": None})
                 if body is None:
                     raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
-                if isinstance(body, content.LayoutBody) and body.refused() is not None:
+                if isinstance(body, chunkdata.LayoutBody) and body.refused() is not None:
                     raise body.refused()
                 on_host[gen["_id"]] = body
     total = sum(tarformat.member_length(m.name, m.size, m.mtime, m.directory) for m in listed) + len(tarformat.END)

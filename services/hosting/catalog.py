@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.hosting import content, paths
-from services.preparation.validation import inside_roots
-from shared import models
+from shared import cars, chunkdata, models
+from shared.roots import inside_roots
 
 # Copies of one CID looked at per request: the same bytes prepared in a few datasets.
 MAX_COPIES = 8
@@ -40,27 +39,28 @@ def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
     regular file inside deal_preparation_service.dataset_roots and no symlink leads elsewhere."""
     imported = chunk.get("importedCar")
     if not imported:
-        return paths.car_path(car_dir, chunk.get("dataCid") or "")
+        return cars.car_path(car_dir, chunk.get("dataCid") or "")
     if not isinstance(imported, str) or os.path.realpath(imported) != imported or not inside_roots(imported, roots):
         return None
     return Path(imported) if os.path.isfile(imported) else None
 
 
-def chunk_body(db, car_dir: str, roots: list[str], chunk: dict) -> content.CarFileBody | content.LayoutBody | None:
+def chunk_body(db, car_dir: str, roots: list[str], chunk: dict
+               ) -> chunkdata.CarFileBody | chunkdata.LayoutBody | None:
     """A completed chunk's CAR: its file (chunk_car), else for an inline chunk its layout."""
     path = chunk_car(car_dir, roots, chunk)
     if path is not None:
-        return content.CarFileBody(path)
+        return chunkdata.CarFileBody(path)
     if chunk.get("inline") and chunk.get("carSize") is not None and not chunk.get("importedCar"):
-        return content.LayoutBody(db, chunk)
+        return chunkdata.LayoutBody(db, chunk)
     return None
 
 
 async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()
-                   ) -> content.CarFileBody | content.LayoutBody | None:
+                   ) -> chunkdata.CarFileBody | chunkdata.LayoutBody | None:
     """`<car_dir>/<cid>.car` when it is a completed chunk's CAR or the current index CAR of an
     existing preparation (an imported CAR: its own path, see chunk_car; an inline chunk: its layout)."""
-    if paths.valid_cid(cid) is None:
+    if cars.valid_cid(cid) is None:
         return None
     found = await chunks(db, "dataCid", cid)
     for chunk in found:
@@ -73,11 +73,23 @@ async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()
         roots = await db[models.INDEX_BLOCKS].find({"cid": cid, "indexCid": cid}).limit(MAX_COPIES).to_list(None)
         if not await live(db, roots):
             return None
-    path = paths.car_path(car_dir, cid)
-    return None if path is None else content.CarFileBody(path)
+    path = cars.car_path(car_dir, cid)
+    return None if path is None else chunkdata.CarFileBody(path)
 
 
 async def block_locations(db, collection: str, cid: str) -> list[dict]:
     """Where block `cid` lies in CARs of existing preparations, by `collection` (CarBlock or IndexBlock)."""
     docs = await db[collection].find({"cid": cid}).limit(MAX_COPIES).to_list(None)
     return await live(db, docs)
+
+
+async def body_of(db, car_dir: str, data_cid: str) -> chunkdata.CarFileBody | chunkdata.LayoutBody | None:
+    """A chunk's CAR by its dataCid: `<car_dir>/<dataCid>.car`, else the layout of the completed
+    inline chunk of an existing preparation with that dataCid."""
+    path = cars.car_path(car_dir, data_cid)
+    if path is not None:
+        return chunkdata.CarFileBody(path)
+    for chunk in await chunks(db, "dataCid", data_cid):
+        if chunk.get("inline") and chunk.get("carSize") is not None:
+            return chunkdata.LayoutBody(db, chunk)
+    return None

@@ -5,7 +5,7 @@ locations of a whole batch of ranges are looked up together (one `$in` query per
 level), then the leaves are read in CAR order, many per `pread`, since the worker writes a
 chunk's files in the order a bundle lists them. Every block is verified against its CID before
 its bytes are used; a chunk without CarBlock documents is located by walking its CAR's frames.
-A chunk's bytes come from its body (services/hosting/content.py): the CAR file, or for an inline
+A chunk's bytes come from its body (shared/chunkdata.py): the CAR file, or for an inline
 chunk the source files its layout points into.
 """
 from __future__ import annotations
@@ -14,8 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-from services.hosting import content
-from shared import models
+from shared import chunkdata, models
 from shared.ipld import carfile, pbnode
 from shared.ipld import cid as cidlib
 
@@ -39,7 +38,7 @@ Part = Union[bytes, Leaf]
 class Car:
     """One chunk's CAR: where its blocks lie, from CarBlock or, lacking those, from its frames."""
 
-    def __init__(self, db, body: content.CarFileBody | content.LayoutBody, data_cid: str):
+    def __init__(self, db, body: chunkdata.CarFileBody | chunkdata.LayoutBody, data_cid: str):
         self.db = db
         self.body = body
         self.path = body.name
@@ -57,7 +56,7 @@ class Car:
                     found[names[doc["cid"]]] = (int(doc["offset"]), int(doc["length"]))
         missing = [c for c in names.values() if c not in found]
         if missing:
-            if not isinstance(self.body, content.CarFileBody):
+            if not isinstance(self.body, chunkdata.CarFileBody):
                 raise LookupError(f"blocks {[cidlib.to_str(c) for c in missing[:3]]} are not in {self.path}")
             if self.frames is None:
                 _, self.frames = await asyncio.to_thread(carfile.frame_map, self.path)

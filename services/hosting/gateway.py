@@ -8,7 +8,7 @@ services/hosting/filedata.py) and its leaves in long spans, so a large file cost
 not one per block. The nodes the gateway itself decodes to walk a path or a DAG are verified
 against their CIDs; leaves go out as read, since a trustless client verifies every block anyway
 (and hashing them here too would halve the rate). Only blocks of existing preparations are
-found (catalog.py), and only files inside car_dir are read (paths.py).
+found (catalog.py), and only files inside car_dir are read (cars.py).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from typing import AsyncIterator
 
 import libipld
 
-from services.hosting import catalog, content, filedata, paths
+from services.hosting import catalog, filedata
 from services.indexing import model
-from shared import models
+from shared import cars, chunkdata, models
 from shared.api import InvalidParameter, NotFound
 from shared.ipld import pbnode, unixfs
 from shared.ipld import cid as cidlib
@@ -38,7 +38,7 @@ class Request:
 
 
 def parse(cid: str, path: str, query) -> Request:
-    root = paths.valid_cid(cid)
+    root = cars.valid_cid(cid)
     if root is None:
         raise InvalidParameter("not a CID (canonical base32 CIDv1)", cid)
     parts = [p for p in path.split("/") if p]
@@ -82,9 +82,9 @@ class Store:
         self._cars: dict[str, filedata.Car | None] = {}
 
     async def car(self, data_cid: str) -> filedata.Car | None:
-        """A chunk's CAR: its file in car_dir, or an inline chunk's layout (content.py)."""
+        """A chunk's CAR: its file in car_dir, or an inline chunk's layout (shared/chunkdata.py)."""
         if data_cid not in self._cars:
-            body = await content.body_of(self.db, self.car_dir, data_cid)
+            body = await catalog.body_of(self.db, self.car_dir, data_cid)
             self._cars[data_cid] = None if body is None else filedata.Car(self.db, body, data_cid)
         return self._cars[data_cid]
 
@@ -96,8 +96,8 @@ class Store:
                     car = await self.car(doc.get(key, ""))
                     body = None if car is None else car.body
                 else:
-                    car, path = None, paths.car_path(self.car_dir, doc.get(key, ""))
-                    body = None if path is None else content.CarFileBody(path)
+                    car, path = None, cars.car_path(self.car_dir, doc.get(key, ""))
+                    body = None if path is None else chunkdata.CarFileBody(path)
                 if body is None:
                     continue
                 try:

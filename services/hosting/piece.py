@@ -1,6 +1,6 @@
 """Serving a piece: the CAR bytes, then zeros up to the unpadded piece size.
 
-The CAR part comes from a body (services/hosting/content.py): a CAR file goes out with sendfile
+The CAR part comes from a body (shared/chunkdata.py): a CAR file goes out with sendfile
 like aiohttp's FileResponse (falling back to reads where the transport cannot sendfile, e.g. TLS),
 an inline chunk's CAR is assembled from its layout, its long source ranges with sendfile too; the
 zeros are written from one shared buffer. Nothing is ever held in memory beyond a few buffers.
@@ -12,7 +12,8 @@ from email.utils import formatdate
 
 from aiohttp import web
 
-from services.hosting import content, ranges
+from services.hosting import ranges
+from shared import chunkdata
 from shared.api import error_response
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,13 @@ PIECE_TYPE = "application/piece"
 _ZEROS = bytes(1 << 16)
 
 
-def unpadded(piece_size: int) -> int:
-    return piece_size // 128 * 127
-
-
 def _etag_matches(header: str | None, etag: str) -> bool:
     if not header:
         return False
     return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in header.split(","))
 
 
-async def serve(request: web.Request, car: content.CarFileBody | content.LayoutBody, car_size: int, total: int,
+async def serve(request: web.Request, car: chunkdata.CarFileBody | chunkdata.LayoutBody, car_size: int, total: int,
                 etag: str, content_type: str = PIECE_TYPE) -> web.StreamResponse:
     """Respond with `total` bytes: `car_size` bytes of `car`, then zeros."""
     if car.size < car_size:
@@ -69,7 +66,7 @@ async def serve(request: web.Request, car: content.CarFileBody | content.LayoutB
     if start < file_end:
         try:
             await car.send(request, response, start, file_end)
-        except (content.Unservable, LookupError, OSError) as exc:
+        except (chunkdata.Unservable, LookupError, OSError) as exc:
             # Committed to the status line already: a body shorter than Content-Length is the signal.
             log.warning("%s: response cut short: %s", car.name, exc)
             if request.transport is not None:

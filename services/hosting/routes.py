@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.hosting import blocks, bundle, catalog, content, paths, piece, trustless
+from services.hosting import blocks, bundle, catalog, piece, trustless
 from services.hosting import schemas as s
+from shared import cars, chunkdata
 from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
 from shared.operations import Content, Empty, operation
 from shared.schema import Text
@@ -53,7 +54,7 @@ async def car_file(request: web.Request, cid: str) -> web.StreamResponse:
            errors=s.RANGE_ERRORS)
 async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
     piece_cid = cid
-    if paths.valid_cid(piece_cid) is None:
+    if cars.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
     refused = None
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
@@ -61,9 +62,9 @@ async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue
         try:
-            return await piece.serve(request, car, int(gen["carSize"]), piece.unpadded(int(gen["pieceSize"])),
+            return await piece.serve(request, car, int(gen["carSize"]), cars.unpadded(int(gen["pieceSize"])),
                                      f'"{piece_cid}"')
-        except content.Unservable as exc:  # an inline copy whose source changed: another copy may serve
+        except chunkdata.Unservable as exc:  # an inline copy whose source changed: another copy may serve
             refused = exc
     if refused is not None:
         raise refused

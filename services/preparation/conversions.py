@@ -6,8 +6,8 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.worker.conversion import active_providers
 from shared import database, models
+from shared.stats import active_providers
 from shared.api import Conflict, NotFound
 from shared.models import Status
 

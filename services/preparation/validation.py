@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from services.worker.chunker import smallest_deal_size
 from shared import models
 from shared.api import InvalidParameter
+from shared.car_overhead import smallest_deal_size
 from shared.config import format_size
+from shared.roots import resolve_inside
 
 # Below this a piece cannot hold a chunk of even one small file with its CAR framing.
 MIN_DEAL_SIZE = smallest_deal_size()
@@ -51,26 +52,8 @@ def new_preparation(body: dict, default_deal_size: int, dataset_roots: list[str]
     return NewPreparation(name, path, deal_size, min_size, max_size)
 
 
-ROOTS_KEY = "deal_preparation_service.dataset_roots"
-
-
-def inside_roots(path: str, roots: list[str]) -> bool:
-    """Whether the resolved `path` lies in one of the resolved roots (or is one)."""
-    for root in roots:
-        root = os.path.realpath(os.path.expanduser(root))
-        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-            return True
-    return False
-
-
 def dataset_path(raw: str, roots: list[str]) -> str:
-    path = os.path.realpath(os.path.expanduser(raw))
-    if not inside_roots(path, roots):
-        # Checked before anything else is said about the path, so the API tells nothing about
-        # directories outside the roots (not even whether they exist).
-        raise InvalidParameter(f"path is outside every {ROOTS_KEY} directory: add a directory holding it to "
-                               f"{ROOTS_KEY} in the preparation service's config",
-                               {"path": raw, "key": ROOTS_KEY})
+    path = resolve_inside(raw, roots)
     if not os.path.isdir(path):
         raise InvalidParameter("path must be an existing directory", raw)
     try:

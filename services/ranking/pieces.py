@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.hosting import content
-from services.hosting.paths import car_path
-from services.hosting.piece import unpadded
-from shared import models
+from shared import chunkdata, models
+from shared.cars import car_path, unpadded
 
 _BATCH = 500
 
@@ -19,7 +17,7 @@ _BATCH = 500
 @dataclass(frozen=True)
 class LocalPiece:
     piece_cid: str
-    body: content.CarFileBody | content.LayoutBody
+    body: chunkdata.CarFileBody | chunkdata.LayoutBody
     car_size: int
     size: int  # unpadded piece size: what /piece/{pieceCid} serves
 
@@ -38,18 +36,18 @@ async def locate_many(db, car_dir: str, piece_cids: set[str]) -> dict[str, Local
             if piece in found or not gen.get("pieceSize") or gen.get("carSize") is None:
                 continue
             path = car_path(car_dir, gen.get("dataCid") or "")
-            body: content.CarFileBody | content.LayoutBody | None = None
+            body: chunkdata.CarFileBody | chunkdata.LayoutBody | None = None
             if path is not None:
-                body = content.CarFileBody(path)
+                body = chunkdata.CarFileBody(path)
             elif gen.get("inline") and not gen.get("unservable"):
-                body = content.LayoutBody(db, gen)
+                body = chunkdata.LayoutBody(db, gen)
             if body is not None and body.size >= int(gen["carSize"]):
                 found[piece] = LocalPiece(piece, body, int(gen["carSize"]), unpadded(int(gen["pieceSize"])))
     return found
 
 
 async def read(piece: LocalPiece, start: int, end: int) -> bytes:
-    """Bytes [start, end) of the piece; content.Unservable when an inline chunk's source changed."""
+    """Bytes [start, end) of the piece; chunkdata.Unservable when an inline chunk's source changed."""
     data = b""
     if start < piece.car_size:
         data = await piece.body.read(start, min(end, piece.car_size) - start)

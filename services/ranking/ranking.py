@@ -23,11 +23,15 @@ from services.ranking.table import Table
 from shared import models
 from shared.config import Config
 from shared.criteria import STRING
+from shared.runtime import run_together
 
 log = logging.getLogger(__name__)
 
 # A refresh answer lists at most this many changed values (and counts them all).
 MAX_CHANGES_SHOWN = 1000
+# Seconds a re-read of the table reaches back before the previous one: the clock skew between
+# ranking hosts and the time a source's values take to be written after they are stamped.
+RELOAD_MARGIN = 120.0
 
 
 class Ranking:
@@ -65,9 +69,15 @@ class Ranking:
                 await self.load()
 
     async def start(self) -> None:
-        """Load the table (the API answers 503 until then), then run a round every refresh_interval."""
+        """Load the table (the API answers 503 until then), then run a round every refresh_interval
+        and re-read what other hosts stored every reload_interval."""
         await self.ensure_loaded()
-        await self.run_periodically()
+        await run_together(self.run_periodically(), self.reload_periodically())
+
+    async def reload(self) -> int:
+        """Apply the values other ranking hosts stored since the last read; how many were new."""
+        await self.ensure_loaded()
+        return await self.table.catch_up(self.db, RELOAD_MARGIN)
 
     async def refresh(self) -> dict:
         """Run a round now, or wait for the one running; its summary either way."""
@@ -87,7 +97,9 @@ class Ranking:
             names = [n for n in phase if n in self.sources]
             results = await asyncio.gather(*(self._collect(self.sources[n], ctx) for n in names))
             for name, (values, error, note) in zip(names, results):
-                changes = await self._store(name, values, at) if values is not None else []
+                # Stamped when stored, not when the round began: a re-read on another host asks for the
+                # values stamped since its last read, and a round's last phase may come minutes later.
+                changes = await self._store(name, values, models.now()) if values is not None else []
                 summary["changedCount"] += len(changes)
                 room = MAX_CHANGES_SHOWN - len(summary["changed"])
                 summary["changed"] += changes[:max(0, room)]
@@ -156,3 +168,18 @@ class Ranking:
             except Exception:  # the database went away, say: try again next time
                 log.exception("ranking round failed")
             await asyncio.sleep(interval)
+
+    async def reload_periodically(self) -> None:
+        interval = self.config.ranking_service.reload_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                applied = await self.reload()
+            except PyMongoError as exc:  # the database went away: the table stays as it is until it is back
+                log.warning("ranking: re-reading the table failed: %s", exc)
+                continue
+            except Exception:
+                log.exception("ranking: re-reading the table failed")
+                continue
+            if applied:
+                log.info("ranking: %d values stored by other hosts applied", applied)

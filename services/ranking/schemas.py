@@ -1,5 +1,6 @@
 """What the ranking API accepts and answers (the routes declare these; see shared/schema.py).
 Metric names are data here: which exist depends on the enabled sources, so the handlers check them."""
+from shared import criteria
 from shared.operations import paged
 from shared.schema import Arr, Bool, Custom, Int, Map, Num, Obj, Str, Text, record
 
@@ -13,11 +14,9 @@ METRIC_VALUE = Custom({"type": ["number", "boolean", "string", "null"]}, lambda 
                       "the metric's value: a number, bool or string; null where the provider lacks it")
 
 
-# The shape of either form; names, operators and value types are checked by criteria.parse
-# against the metrics the enabled sources declare.
-CRITERIA = {"anyOf": [{"type": "string", "minLength": 1},
-                      {"type": "array", "minItems": 1, "items": {
-                          "type": "array", "minItems": 2, "prefixItems": [{"type": "string"}]}}]}
+# Names, operators and value types are checked by criteria.parse against the metrics the enabled
+# sources declare.
+CRITERIA = criteria.SHAPE
 
 LOOKUP = Obj({
     "criteria": Custom(CRITERIA, lambda field, value: value,

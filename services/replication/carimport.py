@@ -11,13 +11,13 @@ import asyncio
 import os
 from dataclasses import dataclass
 
-from services.dealmaking import validation as deal
-from services.preparation.validation import ROOTS_KEY, inside_roots
+from shared import deal_params as deal
 from shared import models
 from shared.api import InvalidParameter
 from shared.ipld import carfile
 from shared.ipld import cid as cidlib
 from shared.ipld.commp import CommP
+from shared.roots import resolve_inside
 
 _READ = 4 << 20
 
@@ -32,12 +32,7 @@ class ImportedCar:
 
 
 def car_path(raw: str, roots: list[str]) -> str:
-    path = os.path.realpath(os.path.expanduser(raw))
-    if not inside_roots(path, roots):
-        # Said before anything else about the path, which may not even exist: nothing outside the
-        # roots is revealed.
-        raise InvalidParameter(f"path is outside every {ROOTS_KEY} directory: add a directory holding it to "
-                               f"{ROOTS_KEY}", {"path": raw[:300], "key": ROOTS_KEY})
+    path = resolve_inside(raw, roots)
     if not os.path.isfile(path):
         raise InvalidParameter("path must be an existing CAR file", raw[:300])
     try:

@@ -16,14 +16,13 @@ from collections import Counter
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dealmaking.validation import EPOCHS_PER_DAY
 from services.replication import clients, planner
 from services.replication.clients import RoundError
 from services.replication.counting import Rules
 from services.replication.proposer import Proposer
-from services.tracking.tracker import TRACKER_ID
 from shared import database, jobs, models
 from shared.config import Config
+from shared.deal_params import EPOCHS_PER_DAY
 from shared.lotus import LotusClient, LotusError
 from shared.models import Status
 
@@ -33,7 +32,7 @@ CLAIM_SORT = [("nextRoundAt", 1)]
 
 
 async def rules(db: AsyncDatabase, config: Config) -> Rules:
-    tracked = await db[models.DEAL_TRACKER].find_one({"_id": TRACKER_ID}, {"height": 1})
+    tracked = await db[models.DEAL_TRACKER].find_one({"_id": models.DEAL_TRACKER_ID}, {"height": 1})
     return Rules(models.now(), int(config.replication_service.renew_before * EPOCHS_PER_DAY),
                  2 * config.deal_making_service.timeout + 30, tracked.get("height") if tracked else None)
 

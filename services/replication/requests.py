@@ -3,28 +3,19 @@ is written; every error names its field. The body is the dict the declaration ch
 fields are None)."""
 from __future__ import annotations
 
-from services.dealmaking import validation as deal
-from services.ranking.sources import SOURCES
 from services.replication import schemas
 from shared import criteria
+from shared import deal_params as deal
 from shared.api import InvalidParameter
 from shared.config import Config
-
-
-def known_metrics() -> dict[str, str]:
-    """Every metric a ranking source declares (whether or not this host's ranking enables it): the
-    names criteria may use. The ranking service checks again against its enabled sources."""
-    known: dict[str, str] = {}
-    for source in SOURCES.values():
-        known.update(source.metrics)
-    return known
+from shared.metric_catalog import every_metric
 
 
 def check_criteria(value) -> object:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidParameter("missing field: criteria")
     try:
-        criteria.parse(value, known_metrics())
+        criteria.parse(value, every_metric())
     except criteria.CriteriaError as exc:
         raise InvalidParameter(f"criteria: {exc.message}", exc.detail) from None
     return value

@@ -3,8 +3,8 @@ Rules no schema can say (a known dataset, a wallet address, a key file inside ke
 metrics, a CAR file inside the roots) stay in requests.py and carimport.py."""
 from __future__ import annotations
 
-from services.dealmaking import validation as deal
-from services.ranking.schemas import CRITERIA as CRITERIA_SHAPE
+from shared import criteria
+from shared import deal_params as deal
 from shared.api import InvalidParameter
 from shared.operations import paged
 from shared.schema import Arr, Bool, Custom, Int, Json, Num, Obj, Size, Str, Text, record
@@ -29,7 +29,7 @@ def _replicas(description: str) -> Int:
     return Int(description, minimum=1, maximum=MAX_REPLICAS)
 
 
-CRITERIA = Custom(CRITERIA_SHAPE, _criteria, "which providers: the criteria language (string or list form)",
+CRITERIA = Custom(criteria.SHAPE, _criteria, "which providers: the criteria language (string or list form)",
                   example="deals.acceptance_rate >= 0.5 && !deals.slashed")
 MIN_REPLICAS = _replicas(f"live deals each chunk needs, 1 to {MAX_REPLICAS}")
 MAX_REPLICAS_FIELD = _replicas("never more live deals per piece (default minReplicas)")

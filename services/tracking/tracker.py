@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.dealmaking import pending, transitions
 from services.tracking import states
+from shared import deal_pending as pending, deal_transitions as transitions
 from shared.lotus import LotusClient, LotusMalformed
 from shared import models
 
 log = logging.getLogger(__name__)
 
-TRACKER_ID = "tracker"
 # Up to this many deals, all with a deal id, are asked for one by one instead of reading all of
 # market state.
 ONE_BY_ONE_LIMIT = 50
@@ -49,7 +48,7 @@ class Tracker:
         self.ids: dict[str, str] = {}
 
     async def last_height(self) -> int | None:
-        doc = await self.db[models.DEAL_TRACKER].find_one({"_id": TRACKER_ID})
+        doc = await self.db[models.DEAL_TRACKER].find_one({"_id": models.DEAL_TRACKER_ID})
         return None if doc is None else doc["height"]
 
     async def round(self) -> RoundResult:
@@ -90,7 +89,7 @@ class Tracker:
             await transitions.copy(self.db, changed)
         await self._release_settled()
         await self.db[models.DEAL_TRACKER].update_one(
-            {"_id": TRACKER_ID}, {"$set": {"height": height, "updatedAt": models.now()}}, upsert=True)
+            {"_id": models.DEAL_TRACKER_ID}, {"$set": {"height": height, "updatedAt": models.now()}}, upsert=True)
         log.info("round at height %d: %d watched, %d updated (%s)", height, result.watched, result.updated,
                  result.mode)
         return result

@@ -19,7 +19,7 @@ import threading
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.worker import generation, inline
-from shared import jobs, models
+from shared import jobs, models, stats
 from shared.config import Config
 from shared.ipld import layout as layoutlib
 from shared.ipld.pack import PackCancelled, SourceChanged, SourceUnreadable, pack_chunk
@@ -38,17 +38,6 @@ def handler(config: Config):
         await Conversion(db, job, worker_id, out_dir, threads).run()
 
     return convert
-
-
-async def active_providers(db: AsyncDatabase, piece_cids: list[str]) -> dict[str, set[str]]:
-    """The providers with an active deal of each piece (one query per 500 pieces)."""
-    out: dict[str, set[str]] = {}
-    for i in range(0, len(piece_cids), 500):
-        query = {"pieceCid": {"$in": piece_cids[i:i + 500]}, "state": {"$eq": models.DealStatus.ACTIVE.value}}
-        cursor = db[models.DEAL_STATE].find(query, {"pieceCid": 1, "provider": 1})
-        async for deal in cursor:
-            out.setdefault(deal["pieceCid"], set()).add(deal.get("provider"))
-    return out
 
 
 class Conversion:
@@ -70,7 +59,7 @@ class Conversion:
         if bool(chunk.get("inline")) == want_inline:
             return await self.done()  # already so: nothing to do
         if want_inline:
-            held = (await active_providers(self.db, [chunk["pieceCid"]])).get(chunk["pieceCid"], set())
+            held = (await stats.active_providers(self.db, [chunk["pieceCid"]])).get(chunk["pieceCid"], set())
             if len(held) < int(self.job.get("minActive") or 1):
                 return await self.done(error=f"active at {len(held)} providers, fewer than {self.job.get('minActive')}")
         entries, empty_dirs, _ = await generation.chunk_entries(self.db, chunk)

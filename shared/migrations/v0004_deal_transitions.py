@@ -1,6 +1,6 @@
 """Deal history: a creation transition for every existing deal, and a completion time for every packed chunk.
 
-DealTransition (services/dealmaking/transitions.py) starts empty, so without this the charts of
+DealTransition (shared/deal_transitions.py) starts empty, so without this the charts of
 deal states over time would not count the deals made before it. Each deal gets one transition from
 nothing to its current state, at its creation time (the states it went through before are not
 recorded anywhere). Chunks packed by the worker already hold `completedAt`; a completed chunk

@@ -13,6 +13,7 @@ DEAL_STATE = "DealState"
 DEAL_PENDING = "DealPending"
 # The tracker's progress: the last chain height it applied, so a restart never goes backwards.
 DEAL_TRACKER = "DealTracker"
+DEAL_TRACKER_ID = "tracker"  # its one document (replication reads the tracked height there too)
 # Every change of a deal's state, one document each (the dashboard's charts of deal states over
 # time). A deal's states only move forward, so it leaves each state at most once: the _id
 # `<deal>|<from>` makes writing a transition again (after a crash, by a repair) a no-op.
@@ -45,7 +46,7 @@ def state_change(from_state: str | None, to_state: str, epoch: int | None = None
                  at: float | None = None) -> dict:
     """One change of a deal's state. It is stored on the DealState in the update that changes the
     state (`changedFrom`, `changedAt`, `changedEpoch`, with a `historyPending` token), then copied
-    to DealTransition, so it is never lost between the two writes (services/dealmaking/transitions.py)."""
+    to DealTransition, so it is never lost between the two writes (shared/deal_transitions.py)."""
     return {"from": from_state, "to": to_state, "epoch": epoch, "time": time.time() if at is None else at}
 
 

@@ -13,6 +13,8 @@ PROVIDER_SOURCE = "ProviderSource"
 
 INDEXES += [
     (PROVIDER_METRIC, [("provider", 1)], {}),
+    # Ranking hosts re-read the values stored since their last read (services/ranking/table.py).
+    (PROVIDER_METRIC, [("updatedAt", 1)], {}),
 ]
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from services.dealmaking.routes import routes
-from services.dealmaking.validation import encode_address
 from shared import models
 from shared.api import create_app
+from shared.deal_params import encode_address
 
 from .fakes.lotus import FakeChain, FakeLotus
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from services.dealmaking.validation import encode_address
 from shared import models
+from shared.deal_params import encode_address
 
 from .conftest import DATA_CID, PIECE_CID, PROVIDER, WALLET, assert_sent
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.dealmaking import history as history_module
-from services.dealmaking import transitions
+from shared import deal_transitions as transitions
 from shared import models, timeline
 
 from .conftest import PROVIDER, WALLET_ID

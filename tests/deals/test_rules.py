@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from services.dealmaking import boost
-from services.dealmaking.validation import encode_address, wallet_address
 from services.tracking import states
 from shared.api import InvalidParameter
 from shared.config import Connection
+from shared.deal_params import encode_address, wallet_address
 
 
 def market(sector_start=-1, slash=-1, start=100, end=200):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 
@@ -10,15 +9,10 @@ from services.dealmaking import service as dealmaking
 from services.tracking import service as tracking
 from shared import models
 from shared.runtime import Runtime
+from tests.conftest import free_port
 from tests.wait import wait_until
 
 from .conftest import PIECE_CID, PROVIDER, WALLET, WALLET_ID, assert_sent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_dealmaking_module_serves_the_api(deal_config, db_url, db, fake_boost, proposal):

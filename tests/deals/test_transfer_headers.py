@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from services.dealmaking.routes import routes
-from services.hosting.piece import unpadded
 from services.hosting.service import create as hosting_app
 from shared import models
 from shared.api import create_app
+from shared.cars import unpadded
 from tests.hosting.fakes.prepared import prepare, write_tree
 
 API_TOKEN = "owner-secret-1"
@@ -106,8 +106,13 @@ async def piece(db, deal_config, tmp_path):
     return gen, padded
 
 
-async def provider_download(serve_app, aiohttp_server, db, config, fake_boost, proposal, gen) -> dict:
+async def provider_download(serve_app, aiohttp_server, db, config, fake_boost, proposal, gen,
+                            deal_maker_token: str | None = None) -> dict:
+    """The download boost made for a deal on our hosting service. deal_maker_token: the hosting
+    token the deal making service knows, when not the one the hosting service was started with."""
     hosting = await aiohttp_server(hosting_app(config, db))
+    if deal_maker_token is not None:
+        config.http_hosting_service.token = deal_maker_token
     config.connection.http_hosting_service = str(hosting.make_url("")).rstrip("/")
     api = await deal_api(serve_app, config, db)
     fake_boost.control(download=True)
@@ -155,15 +160,7 @@ async def test_provider_without_the_hosting_token_gets_401(
     gen, _ = piece
     deal_config.connection.api_token = API_TOKEN
     deal_config.http_hosting_service.token = HOSTING_TOKEN
-    hosting = await aiohttp_server(hosting_app(deal_config, db))
     # A deal maker that does not know the hosting token (configured on the hosting host only).
-    deal_config.http_hosting_service.token = ""
-    deal_config.connection.http_hosting_service = str(hosting.make_url("")).rstrip("/")
-    api = await deal_api(serve_app, deal_config, db)
-    fake_boost.control(download=True)
-    body = {**proposal, "url": f"{deal_config.connection.http_hosting_service}/piece/{gen['pieceCid']}",
-            "pieceCid": gen["pieceCid"], "pieceSize": gen["pieceSize"], "dataCid": gen["dataCid"],
-            "carSize": gen["carSize"]}
-    assert (await api.post("/deal", json=body, headers=owner())).status == 200
-    got = json.loads((fake_boost.dir / "downloads.jsonl").read_text())
+    got = await provider_download(serve_app, aiohttp_server, db, deal_config, fake_boost, proposal, gen,
+                                  deal_maker_token="")
     assert got["status"] == 401 and got["bytes"] == 0

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from services.hosting.piece import unpadded
 from shared import models
+from shared.cars import unpadded
 from shared.ipld import cid as cidlib
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from shared import config as config_module
 from shared import models
 from tests.conftest import free_port
+from tests.processes import start, stop
 
 from .conftest import GOOD, REJECTS, TIMES_OUT, add_dataset
 
@@ -46,9 +46,8 @@ async def test_two_replicators_and_a_kill_never_exceed_max_replicas(env, tmp_pat
         response = await env.api.post("/replication", json=env.request(dataset, minReplicas=low, maxReplicas=high,
                                                                        criteria=criteria))
         assert response.status == 201
-    logs = [open(tmp_path / f"replicator-{i}.log", "wb") for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-m", "cli", "--config", write_config(env, tmp_path, db_url), "run",
-                               "replication"], stdout=log, stderr=subprocess.STDOUT) for log in logs]
+    procs = [start(Path(write_config(env, tmp_path, db_url)), "replication", log=tmp_path / f"replicator-{i}.log")
+             for i in range(2)]
     killed = False
     try:
         deadline = time.monotonic() + 120
@@ -75,11 +74,4 @@ async def test_two_replicators_and_a_kill_never_exceed_max_replicas(env, tmp_pat
         assert len([c for c in env.boost.deals() if c["outcome"] == "timeout"]) == 30
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for log in logs:
-            log.close()
+            stop(proc)

@@ -5,7 +5,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from services.ranking.sources.base import Round, Source, SourceError, get_json, to_number
-from shared.criteria import NUMBER
+from shared.metric_catalog import METRICS
 
 PAGE = 100
 MAX_PAGES = 2000
@@ -20,7 +20,7 @@ FIELDS = {
 
 class DataCapStats(Source):
     name = "datacapstats"
-    metrics = {name: NUMBER for name in FIELDS}
+    metrics = METRICS[name]
     lists_providers = True
 
     async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:

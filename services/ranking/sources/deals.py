@@ -7,7 +7,7 @@ from typing import Any
 
 from services.ranking.sources.base import Round, Source
 from shared import models
-from shared.criteria import NUMBER
+from shared.metric_catalog import METRICS
 from shared.models import DealStatus
 
 # A proposal the provider answered: everything but one still being sent or never sent (error).
@@ -19,9 +19,7 @@ _DUE = {DealStatus.PUBLISHED.value, DealStatus.ACTIVE.value, DealStatus.EXPIRED.
 
 class Deals(Source):
     name = "deals"
-    metrics = {f"deals.{name}": NUMBER for name in (
-        "proposed", "rejected", "active", "slashed", "expired", "acceptance_rate", "activation_rate",
-        "median_hours_to_activation")}
+    metrics = METRICS[name]
     lists_providers = True
 
     async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:

@@ -5,30 +5,30 @@ from typing import Any
 from urllib.parse import urlencode
 
 from services.ranking.sources.base import Round, Source, SourceError, get_json
-from shared.criteria import BOOL, NUMBER, STRING
+from shared.metric_catalog import METRICS
 
 PAGE = 100
 MAX_PAGES = 2000
 
-# metric -> (path in a miner entry, type)
+# metric -> its path in a miner entry (the types: shared/metric_catalog.py)
 FIELDS = {
-    "filrep.reachable": (("reachability",), BOOL),
-    "filrep.status": (("status",), BOOL),
-    "filrep.uptime": (("uptimeAverage",), NUMBER),
-    "filrep.success_rate": (("storageDeals", "successRate"), NUMBER),
-    "filrep.deals_total": (("storageDeals", "total"), NUMBER),
-    "filrep.deals_slashed": (("storageDeals", "slashed"), NUMBER),
-    "filrep.price": (("price",), NUMBER),
-    "filrep.verified_price": (("verifiedPrice",), NUMBER),
-    "filrep.min_piece_size": (("minPieceSize",), NUMBER),
-    "filrep.max_piece_size": (("maxPieceSize",), NUMBER),
-    "filrep.raw_power": (("rawPower",), NUMBER),
-    "filrep.quality_adj_power": (("qualityAdjPower",), NUMBER),
-    "filrep.free_space": (("freeSpace",), NUMBER),
-    "filrep.score": (("score",), NUMBER),
-    "filrep.rank": (("rank",), NUMBER),
-    "filrep.region": (("region",), STRING),
-    "filrep.iso_code": (("isoCode",), STRING),
+    "filrep.reachable": ("reachability",),
+    "filrep.status": ("status",),
+    "filrep.uptime": ("uptimeAverage",),
+    "filrep.success_rate": ("storageDeals", "successRate"),
+    "filrep.deals_total": ("storageDeals", "total"),
+    "filrep.deals_slashed": ("storageDeals", "slashed"),
+    "filrep.price": ("price",),
+    "filrep.verified_price": ("verifiedPrice",),
+    "filrep.min_piece_size": ("minPieceSize",),
+    "filrep.max_piece_size": ("maxPieceSize",),
+    "filrep.raw_power": ("rawPower",),
+    "filrep.quality_adj_power": ("qualityAdjPower",),
+    "filrep.free_space": ("freeSpace",),
+    "filrep.score": ("score",),
+    "filrep.rank": ("rank",),
+    "filrep.region": ("region",),
+    "filrep.iso_code": ("isoCode",),
 }
 
 
@@ -42,7 +42,7 @@ def _dig(entry: dict, path: tuple) -> Any:
 
 class Filrep(Source):
     name = "filrep"
-    metrics = {name: kind for name, (_, kind) in FIELDS.items()}
+    metrics = METRICS[name]
     lists_providers = True
 
     async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
@@ -69,7 +69,7 @@ class Filrep(Source):
 
     @staticmethod
     def _values(miner: dict) -> dict[str, Any]:
-        values = {name: _dig(miner, path) for name, (path, _) in FIELDS.items()}
+        values = {name: _dig(miner, path) for name, path in FIELDS.items()}
         reachability = values["filrep.reachable"]
         values["filrep.reachable"] = reachability == "reachable" if isinstance(reachability, str) else None
         return values

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from services.ranking.sources.base import Round, Source, SourceError, get_json
-from shared.criteria import BOOL, NUMBER, STRING
+from shared.metric_catalog import METRICS
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
 
@@ -30,8 +30,7 @@ def _unix(text: Any) -> float | None:
 
 class Ipni(Source):
     name = "ipni"
-    metrics = {"ipni.active": BOOL, "ipni.last_advertisement": NUMBER, "ipni.last_error": STRING,
-               "ipni.http": BOOL}
+    metrics = METRICS[name]
 
     async def collect(self, ctx: Round) -> dict[str, dict[str, Any]]:
         url = ctx.config.connection.ipni_api.rstrip("/") + "/providers"

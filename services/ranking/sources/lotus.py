@@ -6,18 +6,15 @@ from typing import Any
 
 from shared import multiaddr
 from services.ranking.sources.base import Round, Source, SourceError
-from shared.criteria import BOOL, NUMBER, STRING
 from shared.lotus import LotusClient, LotusError, LotusRpcError
+from shared.metric_catalog import METRICS
 
 CONCURRENCY = 8
 
 
 class Lotus(Source):
     name = "lotus"
-    metrics = {
-        "lotus.peer_id": STRING, "lotus.sector_size": NUMBER, "lotus.raw_power": NUMBER,
-        "lotus.quality_adj_power": NUMBER, "lotus.has_min_power": BOOL, "lotus.http_endpoint": STRING,
-    }
+    metrics = METRICS[name]
 
     def __init__(self):
         # Providers the node knows nothing about (an RPC error for them alone), with the message.

@@ -18,19 +18,17 @@ from typing import Any
 
 import aiohttp
 
-from services.hosting import content
 from services.ranking import pieces
 from services.ranking.sources.base import Round, Source
-from shared import models
-from shared.criteria import NUMBER, STRING
+from shared import chunkdata, models
+from shared.metric_catalog import METRICS
 
 log = logging.getLogger(__name__)
 
 
 class Retrieval(Source):
     name = "retrieval"
-    metrics = {"retrieval.success_rate": NUMBER, "retrieval.checked": NUMBER, "retrieval.ttfb_ms": NUMBER,
-               "retrieval.last_error": STRING}
+    metrics = METRICS[name]
 
     def __init__(self, seed: int | None = None):
         self.random = random.Random(seed)
@@ -84,7 +82,7 @@ class Retrieval(Source):
         where = f"piece {piece.piece_cid} range {start}-{end - 1}"
         try:
             expected = await pieces.read(piece, start, end)
-        except (content.Unservable, OSError, LookupError) as exc:
+        except (chunkdata.Unservable, OSError, LookupError) as exc:
             log.warning("retrieval probe: our copy of %s is unreadable: %s", where, exc)
             return None
         url = f"{endpoint.rstrip('/')}/piece/{piece.piece_cid}"

@@ -390,38 +390,3 @@ async def _send_file(request: web.Request, response: web.StreamResponse, f, offs
         offset += len(chunk)
         count -= len(chunk)
 
-
-async def inline_chunk(db, data_cid: str) -> dict | None:
-    """The completed inline chunk of an existing preparation whose dataCid is data_cid."""
-    from services.hosting import catalog
-
-    for chunk in await catalog.chunks(db, "dataCid", data_cid):
-        if chunk.get("inline") and chunk.get("carSize") is not None:
-            return chunk
-    return None
-
-
-class Bodies:
-    """The bodies of a request's chunks by dataCid, each looked up once: the CAR file in car_dir,
-    else the layout of an inline chunk."""
-
-    def __init__(self, db, car_dir: str):
-        self.db = db
-        self.car_dir = car_dir
-        self._found: dict[str, CarFileBody | LayoutBody | None] = {}
-
-    async def get(self, data_cid: str, chunk: dict | None = None) -> CarFileBody | LayoutBody | None:
-        if data_cid not in self._found:
-            self._found[data_cid] = await body_of(self.db, self.car_dir, data_cid, chunk)
-        return self._found[data_cid]
-
-
-async def body_of(db, car_dir: str, data_cid: str, chunk: dict | None = None) -> CarFileBody | LayoutBody | None:
-    from services.hosting import paths
-
-    path = paths.car_path(car_dir, data_cid)
-    if path is not None:
-        return CarFileBody(path)
-    if chunk is None or not chunk.get("inline"):
-        chunk = await inline_chunk(db, data_cid)
-    return LayoutBody(db, chunk) if chunk is not None and chunk.get("inline") else None

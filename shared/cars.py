@@ -1,4 +1,6 @@
-"""Turning a CID from a URL or the database into a file inside car_dir, or nothing.
+"""Turning a CID from a URL or the database into a file inside car_dir, or nothing; and the size
+of the piece a CAR is served as (the hosting service serves them, the ranking's retrieval probe
+reads the same bytes to check what providers return).
 
 Only canonical base32 CIDv1 strings are accepted, the name is built from the CID alone, and the
 resolved path (symlinks followed) must still lie inside car_dir: a request can never name, or be
@@ -34,3 +36,8 @@ def car_path(car_dir: str, data_cid: str) -> Path | None:
     if not path.is_relative_to(root) or path.parent != root or not path.is_file():
         return None
     return path
+
+
+def unpadded(piece_size: int) -> int:
+    """The bytes a piece of `piece_size` (padded) holds: Fr32 padding keeps 127 of every 128."""
+    return piece_size // 128 * 127

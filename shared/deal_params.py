@@ -1,6 +1,8 @@
 """Checks on the values of a deal proposal: Filecoin addresses, CIDs, sizes and epochs.
 
 Everything here raises `InvalidParameter` naming the field, so a bad request never reaches boost.
+The deal making service checks each proposal with them, replication a request's deal parameters
+before storing it.
 """
 from __future__ import annotations
 
