@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/smallfiles.py
 	$(BIN)/python bench/smallfiles.py --files 100000 --size 1KiB
+	$(BIN)/python bench/docrates.py
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/history.py
@@ -38,6 +39,7 @@ bench: install
 	$(BIN)/python bench/replication.py
 	$(BIN)/python bench/retrieve.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/rescan.py
 	$(BIN)/python bench/schema.py
 
 clean:

@@ -9,6 +9,9 @@ setup(
             # SHA-NI code is compiled per function (target attribute) and chosen at run time,
             # so the module stays portable to CPUs without it.
             extra_compile_args=["-O3", "-std=c11"],
-        )
+        ),
+        # The per-file path of packing small files (open, checks, read, CID, CAR frame) by batch.
+        Extension("shared.ipld._smallfiles", sources=["shared/ipld/_smallfiles.c"],
+                  extra_compile_args=["-O3", "-std=c11"]),
     ],
 )

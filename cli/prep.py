@@ -63,7 +63,7 @@ def start(
         console.print(f"Accepted. dataset-id: {created['id']}", highlight=False)
 
 
-def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5) -> dict:
+def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5, rescan: bool = False) -> dict:
     client = api()
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
@@ -78,8 +78,12 @@ def wait_until_done(preparation_id: str, quiet: bool, interval: float = 0.5) -> 
                             completed=done, total=status["generationTotal"] or None,
                             detail=f"{status['scannedFiles']} files, {human(status['bytesDone'])} of "
                                    f"{human(status['scannedBytes'])} packed, {human(status['rate'])}/s")
-            indexed = status.get("indexCid") or status.get("indexError") or status["generationFailed"]
-            if scanning == "error" or (scanning == "completed" and not generation_pending(status) and indexed):
+            # After a rescan (indexStale), the index of the newest versions replaces the one there was.
+            indexed = status.get("indexError") or status["generationFailed"] or (
+                status.get("indexCid") and not status.get("indexStale"))
+            waiting = rescan and status.get("rescanPending")
+            if scanning == "error" or (scanning == "completed" and not waiting and not generation_pending(status)
+                                       and indexed):
                 return client.get(f"/preparation/{preparation_id}")
             if scanning == "completed" and not generation_pending(status):
                 progress.update(task, description="indexing")
@@ -105,8 +109,33 @@ def pause(preparation_id: str = typer.Argument(..., metavar="ID"), json_: bool =
 
 @app.command()
 def resume(preparation_id: str = typer.Argument(..., metavar="ID"), json_: bool = JSON) -> None:
-    """Continue a paused preparation and retry its failed chunks."""
+    """Continue a paused preparation and retry its failed chunks (those whose files changed are rebuilt)."""
     set_state(preparation_id, "active", json_)
+
+
+@app.command()
+def rescan(preparation_id: str = typer.Argument(..., metavar="ID"),
+           wait: bool = typer.Option(False, "--wait", help="Show progress until the new chunks are CARs and the "
+                                                           "index of the newest versions is built."),
+           json_: bool = JSON) -> None:
+    """Walk the dataset again: pack new and changed files into new chunks, record deleted ones."""
+    asked = api().post(f"/preparation/{preparation_id}", {"rescan": True})
+    if not wait:
+        if json_:
+            print_json(asked)
+        else:
+            console.print(f"{preparation_id}: rescan asked ({asked['rescan']})", highlight=False)
+        return
+    final = wait_until_done(preparation_id, quiet=json_, rescan=True)
+    if json_:
+        print_json(final)
+    else:
+        found = final.get("lastRescan") or {}
+        console.print(", ".join(f"{found.get(k, 0)} {k}" for k in ("added", "changed", "deleted", "unchanged")),
+                      highlight=False)
+        show_status(final)
+    if final["scanningStatus"] == "error" or final.get("generationFailed"):
+        raise CliError("the rescan finished with errors (see above)")
 
 
 @app.command()
@@ -224,14 +253,16 @@ def files(preparation_id: str = typer.Argument(..., metavar="ID"),
           offset: int = typer.Option(0, min=0, help="Entries to skip."),
           limit: Optional[int] = typer.Option(None, min=1, help="Entries to list (default: the service's page, 100)."),
           json_: bool = JSON) -> None:
-    """Each file (or range of a split file) with its CID and the piece that holds it."""
+    """Each file (or range of a split file) with its CID and the piece that holds it, every version."""
     result = api().get(f"/preparation/{preparation_id}/files", path=path or None, offset=offset, limit=limit)
     if json_:
         print_json(result)
         return
-    rows = [dict(f, range=f"{f['start']}-{f['end']}" if f["end"] - f["start"] != f["size"] else "") for f in result["files"]]
-    print_table(rows, [("relativePath", "Path"), ("size", "Size"), ("range", "Range"), ("cid", "CID"),
-                       ("chunk", "Chunk"), ("pieceCid", "Piece CID")])
+    rows = [dict(f, range=f"{f['start']}-{f['end']}" if f["end"] - f["start"] != f["size"] else "",
+                 version=f"{f.get('version', 1)}" + (" deleted" if f.get("deleted") else "") +
+                 ("" if f.get("latest", True) else " (old)")) for f in result["files"]]
+    print_table(rows, [("relativePath", "Path"), ("version", "Version"), ("size", "Size"), ("range", "Range"),
+                       ("cid", "CID"), ("chunk", "Chunk"), ("pieceCid", "Piece CID")])
     print_page_note(offset, len(rows), result["total"], "entries")
 
 

@@ -50,6 +50,8 @@ except (AttributeError, OSError):
 if os.getppid() != parent:
     sys.exit(0)
 sys.argv = ["nx_27017", *sys.argv[2:]]
+from shared import nx_batches
+nx_batches.install()  # one SQLite transaction per write command (see shared/nx_batches.py)
 runpy.run_module("nx_27017.nx_27017", run_name="__main__")
 """
 

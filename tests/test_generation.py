@@ -9,6 +9,7 @@ import pytest
 
 from services.worker import generation
 from services.worker.generation import GenerationRun
+from services.worker.rescan import RescanRun
 from services.worker.scanning import ScanRun
 from services.preparation import handlers
 from shared import jobs, models
@@ -91,11 +92,18 @@ async def test_a_changed_file_is_named_and_resume_retries(db, tmp_path):
     chunk = await db[models.GENERATION].find_one({"preparationId": preparation})
     assert chunk["status"] == "error" and str(target) in chunk["error"] and chunk["workerId"] is None
     assert leftovers(tmp_path / "cars") == []
+    assert chunk["sourceChanged"]
     target.write_bytes(original)
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     await handlers.set_state(db, preparation, "active")
+    # Resuming hands the chunk to the scanning job, which finds the files as they were and
+    # makes it claimable again as it is.
+    assert await jobs.claim(db, models.GENERATION, "gen") is None
+    job = await jobs.claim(db, models.SCANNING, "scanner")
+    await RescanRun(db, job, "scanner").run()
     await generate_all(db, tmp_path / "cars")
     assert (await db[models.GENERATION].find_one({"preparationId": preparation}))["status"] == "completed"
+    assert await db[models.GENERATION].count_documents({"preparationId": preparation}) == 1
 
 
 @pytest.fixture

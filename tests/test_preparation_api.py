@@ -152,3 +152,23 @@ async def test_api_token_is_required_when_set(db, dataset, config, serve_app):
 def test_services_bind_loopback_by_default():
     cfg = config_module.parse({})
     assert cfg.deal_preparation_service.bind == cfg.http_hosting_service.bind == "127.0.0.1"
+
+
+async def test_rescan_over_http(api, db, dataset):
+    created = await (await api.post("/preparation", json={"name": "ds", "path": str(dataset), "dealSize": "64 KiB"})).json()
+    path = f"/preparation/{created['id']}"
+    early = await api.post(path, json={"rescan": True})
+    assert early.status == 409 and "first scan" in (await early.json())["error"]
+    for body in ({}, {"rescan": False}, {"state": "paused", "rescan": True}, {"rescan": "yes"}):
+        refused = await api.post(path, json=body)
+        assert refused.status == 400 and "error" in await refused.json(), body
+    await db[models.SCANNING].update_one({"_id": created["id"]}, {"$set": {"status": "completed",
+                                                                        "scanCompletedAt": models.now()}})
+    asked = await api.post(path, json={"rescan": True})
+    assert asked.status == 200
+    answer = await asked.json()
+    assert answer["id"] == created["id"] and answer["state"] == "active" and answer["rescan"]
+    summary = await (await api.get(path)).json()
+    assert summary["scanningStatus"] == "active" and summary["rescanPending"] and not summary["indexStale"]
+    missing = await api.post("/preparation/nope", json={"rescan": True})
+    assert missing.status == 404

@@ -44,7 +44,7 @@ async def test_the_index_of_chunks_saved_without_spans_is_the_same(db, tmp_path)
 def test_commp_on_several_threads_packs_the_same_chunk(tmp_path, monkeypatch):
     """A worker with cores to spare hashes commP on several threads: the same piece."""
     from shared.ipld import commp_threads
-    from shared.ipld import pack as pack_module
+    from shared.ipld import packer as pack_module
     from shared.ipld.pack import pack_chunk
 
     monkeypatch.setattr(commp_threads, "SEGMENT_LOG2", 9)  # 64 KiB segments: many in a small CAR

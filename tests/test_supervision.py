@@ -19,6 +19,7 @@ from shared import models
 from shared.embedded import _answers, process_identity
 from shared.ipld.pack import pack_chunk
 from tests.conftest import free_port
+from tests.wait import BUDGET
 from tests.processes import database_servers, embedded_config, processes_with, start, stop, wait_http, wait_until
 from tests.scan_helpers import assert_layout, make_tree, reference_chunks, stored_chunks
 
@@ -55,8 +56,8 @@ def start_run(config: Path, log: Path, *modules: str) -> subprocess.Popen:
 
 
 def assert_nothing_left(port: int, config: Path) -> None:
-    wait_until(lambda: not database_servers(port), 15, what="the embedded database stopped")
-    wait_until(lambda: not processes_with(str(config)), 15, what="every singularity process gone")
+    wait_until(lambda: not database_servers(port), BUDGET, what="the embedded database stopped")
+    wait_until(lambda: not processes_with(str(config)), BUDGET, what="every singularity process gone")
     assert not _answers("127.0.0.1", port)
 
 
@@ -105,7 +106,7 @@ def test_kill_9_of_the_database_mid_scan(tmp_path):
             return servers and _answers("127.0.0.1", port)
         wait_until(back, 10 - (time.monotonic() - killed), interval=0.05, what="the database back within 10 s")
         print(f"database back {time.monotonic() - killed:.2f}s after the kill")
-        wait_until(lambda: get(api)[0] == 200, 30, what="the API answering again")
+        wait_until(lambda: get(api)[0] == 200, BUDGET, what="the API answering again")
 
         doc = db[models.SCANNING].find_one({"_id": scan["_id"]})
         assert doc["status"] == "active", "the scan ended before the database was killed: the test proves nothing"
@@ -154,7 +155,7 @@ def test_kill_9_of_run_leaves_no_database_behind(tmp_path):
     run = start_run(config, tmp_path / "run.log", "preparation")
     server = one_server(port)
     stop(run, signal.SIGKILL)
-    wait_until(lambda: process_identity(server) is None, 15, what="the database dying with its run")
+    wait_until(lambda: process_identity(server) is None, BUDGET, what="the database dying with its run")
     again = start_run(config, tmp_path / "again.log", "preparation")  # the next run starts afresh
     assert one_server(port) != server
     stop(again)
@@ -194,7 +195,7 @@ def test_an_orphaned_database_is_adopted_and_stopped_by_the_next_run(tmp_path):
         stop(run)
         assert run.returncode == 0
         assert "adopted the embedded database" in log.read_text()
-        wait_until(lambda: process_identity(orphan) is None, 20, what="the adopted database stopped")
+        wait_until(lambda: process_identity(orphan) is None, BUDGET, what="the adopted database stopped")
         assert_nothing_left(port, config)
     finally:
         if process_identity(orphan) is not None:
@@ -255,7 +256,7 @@ def test_a_guest_takes_over_when_the_owner_run_and_its_database_die(tmp_path):
     guest = start_run(guest_config, guest_log, "preparation")
     try:
         stop(owner, signal.SIGKILL)
-        wait_until(lambda: process_identity(server) is None, 15, what="the database dying with its owner")
+        wait_until(lambda: process_identity(server) is None, BUDGET, what="the database dying with its owner")
         api = service_url(guest_config, "deal_preparation_service") + "/preparations"
         wait_until(lambda: get(api)[0] == 200 and database_servers(port), 60, interval=0.2,
                    what="the guest's API answering on a database it started")

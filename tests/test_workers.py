@@ -6,6 +6,7 @@ import time
 from shared import models
 from tests.processes import singularity, start, stop, write_config
 from tests.scan_helpers import assert_layout, make_tree, reference_chunks, stored_chunks
+from tests.wait import BUDGET
 
 
 async def wait_for(predicate, timeout=90.0, interval=0.1):
@@ -181,7 +182,7 @@ async def test_run_fails_clearly_when_a_module_cannot_start(tmp_path, db_url):
         taken.listen()
         port = taken.getsockname()[1]
         config = write_config(tmp_path, db_url, deal_preparation_service={"port": port})
-        result = singularity(config, "run", "preparation", "worker", check=False, timeout=60)
+        result = singularity(config, "run", "preparation", "worker", check=False, timeout=2 * BUDGET)
     assert result.returncode == 1 and "module preparation stopped" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -190,6 +191,6 @@ def test_run_fails_clearly_when_the_database_is_unreachable(tmp_path):
     from tests.conftest import free_port
 
     config = write_config(tmp_path, f"mongodb://127.0.0.1:{free_port()}/x/?serverSelectionTimeoutMS=500")
-    result = singularity(config, "run", "worker", check=False, timeout=60)
+    result = singularity(config, "run", "worker", check=False, timeout=2 * BUDGET)
     assert result.returncode == 1 and "cannot use the database" in result.stderr
     assert "Traceback" not in result.stderr

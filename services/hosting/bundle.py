@@ -19,6 +19,7 @@ from aiohttp import web
 from services.hosting import catalog, filedata
 from services.indexing import builder, model, tarformat
 from shared import chunkdata, models
+from shared.models import fileversions
 from shared.api import NotFound
 from shared.ipld import cid as cidlib
 
@@ -65,6 +66,8 @@ async def members(db, prep: dict, path: str) -> list[Member]:
         base = None
     query = {"preparationId": prep["_id"], **selector}
     docs = await db[models.GENERATION_FILES].find(query).sort([("relativePath", 1), ("start", 1)]).to_list(None)
+    # The newest version of each path, deleted ones left out (shared/models/fileversions.py).
+    docs = [doc for ranges in fileversions.newest(docs) for doc in ranges]
     if not docs:
         raise NotFound("no such path in the dataset", path or "/")
     out: list[Member] = []

@@ -139,14 +139,20 @@ async def _raw_frames(db, generation_id: str) -> dict[bytes, tuple[int, int]]:
 
 async def collect(db, preparation_id: str, generations: list[dict], out_dir: str) -> DirEntry:
     from shared import models
+    from shared.models import fileversions
 
     root = DirEntry()
+    # A path with several versions (shared/models/fileversions.py) is indexed at its newest one.
+    newer = await fileversions.newer_versions(db, preparation_id)
     for gen in generations:
         reader = ChunkSpans(db, gen, out_dir)
+        data_cid = cidlib.from_str(gen["dataCid"])  # once per chunk, not per file
         try:
             cursor = db[models.GENERATION_FILES].find({"generationId": {"$eq": gen["_id"]}},
                                                       batch_size=10_000).sort("order", 1)
             async for doc in cursor:
+                if not fileversions.is_current(doc, newer):
+                    continue
                 parts = _components(doc["relativePath"])
                 node = root
                 for part in parts[:-1]:
@@ -169,7 +175,7 @@ async def collect(db, preparation_id: str, generations: list[dict], out_dir: str
                     "selector": "/" + doc["relativePath"],
                     "offset": start,
                     "length": end - start,
-                    "dataCid": cidlib.from_str(gen["dataCid"]),
+                    "dataCid": data_cid,
                     "pieceCid": gen["pieceCid"],
                     "pieceSize": int(gen["pieceSize"]),
                     "carOffset": car_offset,

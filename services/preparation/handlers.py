@@ -12,9 +12,9 @@ from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
 from services.preparation import summaries
 from shared import database, models, timeline
-from shared.api import Duplicate, NotFound
+from shared.api import Conflict, Duplicate, InvalidParameter, NotFound
 from shared.config import Config
-from shared.models import Status
+from shared.models import Status, fileversions
 
 
 async def create(db: AsyncDatabase, config: Config, body: dict) -> dict:
@@ -27,6 +27,15 @@ async def create(db: AsyncDatabase, config: Config, body: dict) -> dict:
     except DuplicateKeyError:
         raise Duplicate(f"a preparation named {request.name!r} already exists") from None
     return {"id": doc["_id"]}
+
+
+async def change(db: AsyncDatabase, preparation_id: str, body: dict) -> dict:
+    """POST /preparation/:id: a new state, or a rescan."""
+    if (body.get("state") is None) == (not body.get("rescan")):
+        raise InvalidParameter("give either state or rescan: true", {"fields": ["state", "rescan"]})
+    if body.get("rescan"):
+        return await rescan(db, preparation_id)
+    return await set_state(db, preparation_id, body["state"])
 
 
 async def set_state(db: AsyncDatabase, preparation_id: str, state: str) -> dict:
@@ -42,10 +51,43 @@ async def set_state(db: AsyncDatabase, preparation_id: str, state: str) -> dict:
     await db[models.SCANNING].update_one(
         {"_id": preparation_id, "status": {"$in": resumable}},
         {"$set": {"status": after.value, "workerId": None, "error": None}})
+    # A chunk that failed on changed files would fail again as it is: the worker refreshes it first
+    # (services/worker/refresh.py), as part of a rescan job that walks nothing else.
+    changed = state == "active" and await db[models.GENERATION].find_one(
+        {"preparationId": {"$eq": preparation_id}, "status": {"$eq": Status.ERROR.value},
+         "sourceChanged": {"$eq": True}}, {"_id": 1})
     await db[models.GENERATION].update_many(
-        {"preparationId": preparation_id, "status": {"$in": resumable}},
+        {"preparationId": preparation_id, "status": {"$in": resumable}, "sourceChanged": {"$ne": True}},
         {"$set": {"status": after.value, "workerId": None, "error": None}})
+    if changed:
+        await ask_rescan(db, preparation_id, walk=False)
     return {"id": scan["_id"], "state": state}
+
+
+async def rescan(db: AsyncDatabase, preparation_id: str) -> dict:
+    scan = await find(db, preparation_id)
+    if scan["status"] in (Status.ACTIVE.value, Status.PAUSED.value) and not scan.get("scanCompletedAt") \
+            and not scan.get("rescan"):
+        raise Conflict("the preparation's first scan is still running: rescan once it is completed",
+                       {"scanningStatus": scan["status"]})
+    return {"id": scan["_id"], "state": scan.get("state", "active"),
+            "rescan": await ask_rescan(db, preparation_id, walk=True)}
+
+
+async def ask_rescan(db: AsyncDatabase, preparation_id: str, walk: bool) -> str:
+    """Make the scanning request a job again (services/worker/rescan.py). A rescan asked while
+    one runs is done after it (the running one sees the new id and goes again)."""
+    asked = models.new_id()
+    fields = {"rescan.id": asked, "rescan.askedAt": models.now()}
+    if walk:
+        fields["rescan.walk"] = True
+    await db[models.SCANNING].update_one({"_id": preparation_id}, {"$set": fields})
+    # Finished or failed: claimable again, or waiting for a resume when the user paused it.
+    for state, status in (("active", Status.ACTIVE.value), ("paused", Status.PAUSED.value)):
+        await db[models.SCANNING].update_one(
+            {"_id": preparation_id, "state": state, "status": {"$in": [Status.COMPLETED.value, Status.ERROR.value]}},
+            {"$set": {"status": status, "workerId": None, "error": None}})
+    return asked
 
 
 async def remove(db: AsyncDatabase, preparation_id: str) -> None:
@@ -141,29 +183,47 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
     collection = db[models.GENERATION_FILES]
     query: dict = {"preparationId": {"$eq": preparation_id}}
     prefix = prefix.strip("/")
+    queries = [query]
     if prefix:
-        # The path itself (a file, its ranges or an empty directory), else anything under "path/"
-        # ("0" is the character after "/"); never both, as nothing lies under a file or an empty
-        # directory. Two plain conditions rather than one $or, which the embedded server answers
-        # by reading the whole collection.
-        exact = {**query, "relativePath": {"$eq": prefix}}
-        query = exact if await collection.find_one(exact, {"_id": 1}) else {
-            **query, "relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}
-    docs = await collection.find(query).sort(
-        [("relativePath", 1), ("start", 1)]).skip(offset).limit(limit).to_list(None)
+        # The path itself (a file, its ranges or an empty directory, in all its versions), then
+        # anything under "path/" ("0" is the character after "/"): a path can be both, when a
+        # file's newest version is a folder. Two plain conditions rather than one $or, which the
+        # embedded server answers by reading the whole collection.
+        queries = [{**query, "relativePath": {"$eq": prefix}},
+                   {**query, "relativePath": {"$gte": prefix + "/", "$lt": prefix + "0"}}]
+    docs: list[dict] = []
+    total = 0
+    for part in queries:
+        count = await database.count(collection, part)
+        skip = max(0, offset - total)
+        total += count
+        if skip < count and len(docs) < limit:
+            docs += await collection.find(part).sort(
+                [("relativePath", 1), ("start", 1)]).skip(skip).limit(limit - len(docs)).to_list(None)
     # Not asked with an empty list: the embedded server answers `$in: []` by reading every chunk.
+    chunk_ids = list({d["generationId"] for d in docs if d.get("generationId")})
     chunks = {doc["_id"]: doc async for doc in db[models.GENERATION].find(
-        {"_id": {"$in": list({d["generationId"] for d in docs})}})} if docs else {}
+        {"_id": {"$in": chunk_ids}})} if chunk_ids else {}
+    newest = await newest_versions(collection, preparation_id, docs)
+    entries = []
+    for d in docs:
+        chunk = chunks.get(d.get("generationId"))
+        if chunk is None and not d.get("deleted"):
+            continue  # of a chunk still being cut
+        chunk = chunk or {}
+        entries.append({
+            "relativePath": d["relativePath"], "directory": bool(d.get("directory")), "size": d["size"],
+            "start": d["start"], "end": d["end"], "version": fileversions.version_of(d),
+            "latest": fileversions.version_of(d) == newest[d["relativePath"]], "deleted": bool(d.get("deleted")),
+            "cid": d.get("cid"), "chunk": chunk.get("index"), "generationId": chunk.get("_id"),
+            "status": chunk.get("status"), "dataCid": chunk.get("dataCid"), "pieceCid": chunk.get("pieceCid"),
+            "pieceSize": chunk.get("pieceSize"),
+        })
     return {
         "id": scan["_id"],
         "name": scan["name"],
-        "files": [{
-            "relativePath": d["relativePath"], "directory": bool(d.get("directory")), "size": d["size"],
-            "start": d["start"], "end": d["end"],
-            "cid": d.get("cid"), "chunk": chunk["index"], "generationId": chunk["_id"], "status": chunk["status"],
-            "dataCid": chunk.get("dataCid"), "pieceCid": chunk.get("pieceCid"), "pieceSize": chunk.get("pieceSize"),
-        } for d in docs if (chunk := chunks.get(d["generationId"])) is not None],  # not of a chunk still being cut
-        "total": await database.count(collection, query),
+        "files": entries,
+        "total": total,
         "offset": offset,
         "limit": limit,
     }
@@ -184,6 +244,20 @@ async def prune_cars(db: AsyncDatabase, preparation_id: str, min_active: int) ->
 async def conversion_list(db: AsyncDatabase, preparation_id: str, offset: int, limit: int) -> dict:
     await find(db, preparation_id)
     return {"id": preparation_id, **await conversions.page(db, preparation_id, offset, limit)}
+
+
+async def newest_versions(collection, preparation_id: str, docs: list[dict]) -> dict[str, int]:
+    """The newest version of each path of a page, sorted by path: only the first and the last path
+    can have versions off the page, and one query reads theirs."""
+    newest: dict[str, int] = {}
+    for d in docs:
+        newest[d["relativePath"]] = max(newest.get(d["relativePath"], 0), fileversions.version_of(d))
+    if docs:
+        edges = list({docs[0]["relativePath"], docs[-1]["relativePath"]})
+        async for d in collection.find({"preparationId": {"$eq": preparation_id}, "relativePath": {"$in": edges}},
+                                       {"relativePath": 1, "version": 1}):
+            newest[d["relativePath"]] = max(newest[d["relativePath"]], fileversions.version_of(d))
+    return newest
 
 
 async def prepared_history(db: AsyncDatabase, preparation: str | None, since: int | None, until: int | None,

@@ -17,10 +17,11 @@ async def create(request: web.Request, body: dict) -> web.Response:
 
 
 @routes.post("/preparation/{id}")
-@operation("Pause, resume (retrying failed chunks) or remove a preparation", path={"id": s.ID}, body=s.NEW_STATE,
-           responses={200: s.STATE}, errors={404: "no such preparation"})
+@operation("Pause, resume (retrying failed chunks, refreshing those whose files changed), remove or rescan a "
+           "preparation", path={"id": s.ID}, body=s.NEW_STATE, responses={200: s.STATE},
+           errors={404: "no such preparation", 409: "a rescan of a preparation whose first scan is still running"})
 async def set_state(request: web.Request, id: str, body: dict) -> web.Response:
-    return json_response(await handlers.set_state(request.app[DB], id, body["state"]))
+    return json_response(await handlers.change(request.app[DB], id, body))
 
 
 @routes.post("/preparation/{id}/materialize")

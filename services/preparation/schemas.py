@@ -20,10 +20,15 @@ NEW_PREPARATION = Obj({
 }, required=("name", "path"), closed=True, name="NewPreparation")
 
 NEW_STATE = Obj({"state": Str("pause or resume scanning and packing, or delete every record",
-                              enum=STATES)}, required=("state",), closed=True, name="NewState")
+                              enum=STATES),
+                  "rescan": Bool("true: walk the dataset again and pack what is new or changed into new chunks "
+                                 "(give either state or rescan)")},
+                 closed=True, name="NewState")
 
 CREATED = record({"id": Text("the new preparation's id")}, name="Created", description="the preparation is created")
-STATE = record({"id": Text(), "state": Text(enum=STATES)}, name="PreparationState", description="the state now")
+STATE = Obj({"id": Text(), "state": Text(enum=STATES),
+             "rescan": Text("the rescan asked (with rescan: true); it runs when the preparation is active")},
+            required=("id", "state"), name="PreparationState", description="the state now")
 
 SUMMARY = record({
     "id": Text(), "name": Text(), "path": Text(),
@@ -36,6 +41,10 @@ SUMMARY = record({
     "indexCid": Text("the dataset index's root, once every chunk is packed", nullable=True),
     "indexError": Text(nullable=True),
     "indexPin": Json("the index's pinning status in kubo", nullable=True),
+    "indexStale": Bool("the dataset changed since the index was built (a rescan); it is being rebuilt"),
+    "rescanPending": Bool("a rescan, or the refresh of chunks that failed on changed files, is asked or running"),
+    "lastRescan": Json("what the last rescan found: added, changed, unchanged, deleted, refreshed, at",
+                       nullable=True),
     "createdAt": Num("Unix seconds"),
     "inline": Bool("no CAR files: pieces are assembled from the dataset's files"),
     "generationCompleted": Int(), "generationInprogress": Int(), "generationFailed": Int(),
@@ -65,7 +74,11 @@ GENERATION = record({**CHUNK.fields, "preparationId": Text(), "name": Text(), "p
 
 MAPPED_FILE = record({
     "relativePath": Text(), "directory": Bool(), "size": Int(), "start": Int(), "end": Int(),
-    "cid": Text(nullable=True), "chunk": Int(), "generationId": Text(), "status": Text(),
+    "version": Int("the version of the path this entry belongs to (a rescan adds one per change)"),
+    "latest": Bool("of the newest version: what the index, bundles and retrievals serve"),
+    "deleted": Bool("a tombstone: the path was gone at this version (no chunk)"),
+    "cid": Text(nullable=True), "chunk": Int(nullable=True), "generationId": Text(nullable=True),
+    "status": Text(nullable=True),
     "dataCid": Text(nullable=True), "pieceCid": Text(nullable=True), "pieceSize": Int(nullable=True),
 }, name="MappedFile")
 

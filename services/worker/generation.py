@@ -143,7 +143,8 @@ class GenerationRun:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)
             return
         except SourceChanged as exc:
-            await self.fail(f"file changed since the scan: {exc}")
+            # Resuming refreshes the chunk from the files as they are now (services/worker/refresh.py).
+            await self.fail(f"file changed since the scan: {exc}", sourceChanged=True)
             return
         except SourceUnreadable as exc:
             await self.fail(f"source file unreadable: {exc}")
@@ -179,10 +180,10 @@ class GenerationRun:
             except Exception as exc:  # a database hiccup must not stop the packing
                 log.warning("generation %s: progress report failed: %s", self.id, exc)
 
-    async def fail(self, message: str) -> None:
+    async def fail(self, message: str, **fields) -> None:
         log.warning("generation %s failed: %s", self.id, message)
         await jobs.release(self.db, models.GENERATION, self.id, self.worker_id,
-                           status=Status.ERROR.value, error=message)
+                           status=Status.ERROR.value, error=message, **fields)
 
     async def save(self, result: PackResult, file_ids: list, recorder: layoutlib.Recorder | None = None) -> None:
         # The block index, file CIDs and layout first: a chunk marked completed always has them.

@@ -81,15 +81,7 @@ class ScanRun:
                         start = self.offset
                         if start >= item.size:  # placed whole (an empty file too): not again
                             continue
-                    for placed in self.chunker.add(item, start):
-                        if placed is CLOSE:
-                            await self.close_chunk()
-                        elif isinstance(placed, Unplaceable):
-                            self.problem_docs.append(self.problem_doc(Problem(
-                                "error", item.path, "its path is too deep for the deal size: the directory "
-                                "nodes alone would outgrow a piece (use a larger dealSize)")))
-                        else:
-                            self.place(placed)
+                    await self.add(item, start)
                 if len(self.file_docs) + len(self.problem_docs) >= INSERT_BATCH:
                     await self.flush()
                 await self.check()
@@ -104,6 +96,18 @@ class ScanRun:
             if self.pending is not None:  # stopped by an error or a cancellation
                 self.pending.cancel()
                 await asyncio.gather(self.pending, return_exceptions=True)
+
+    async def add(self, item, start: int) -> None:
+        """Place item[start:] in the open chunk and the chunks after it."""
+        for placed in self.chunker.add(item, start):
+            if placed is CLOSE:
+                await self.close_chunk()
+            elif isinstance(placed, Unplaceable):
+                self.problem_docs.append(self.problem_doc(Problem(
+                    "error", item.path, "its path is too deep for the deal size: the directory "
+                    "nodes alone would outgrow a piece (use a larger dealSize)")))
+            else:
+                self.place(placed)
 
     def place(self, entry: Entry) -> None:
         if entry.start == 0 and not entry.file.directory:
@@ -195,6 +199,7 @@ class ScanRun:
         await self.flush(wait=True)
         await self.save_checkpoint(None, status=Status.COMPLETED.value, workerId=None,
                                    scannedBy=self.worker_id, scanCompletedAt=models.now())
+        await requeue_if_rescan_asked(self.db, self.id)
         log.info("scan of %s completed: %d files, %d bytes, %d chunks", self.id, self.files, self.bytes, self.index)
 
     async def discard(self, generation_id: str | None) -> None:
@@ -204,6 +209,14 @@ class ScanRun:
         await self.db[models.GENERATION].delete_one({"_id": generation_id})
         await self.db[models.GENERATION_FILES].delete_many({"generationId": generation_id})
         await self.db[models.SCAN_PROBLEMS].delete_many({"generationId": generation_id})
+
+
+async def requeue_if_rescan_asked(db: AsyncDatabase, preparation_id: str) -> None:
+    """A rescan (or the refresh of changed files) asked while the scan ran waits for it to end:
+    then the request is a job again (services/worker/rescan.py)."""
+    await db[models.SCANNING].update_one(
+        {"_id": preparation_id, "status": Status.COMPLETED.value, "state": "active", "rescan": {"$exists": True}},
+        {"$set": {"status": Status.ACTIVE.value}})
 
 
 async def scan(db: AsyncDatabase, request: dict, worker_id: str) -> None:

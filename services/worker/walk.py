@@ -50,16 +50,21 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def walk(root: str, after: Components | None = None) -> Iterator[File | Problem]:
+def walk(root: str, after: Components | None = None, key=None) -> Iterator[File | Problem]:
     """Files (and empty directories) under root in sorted order; with `after`, only those sorting
-    after it, plus `after` itself (the caller decides how much of that file remains)."""
-    yield from _walk(root, (), tuple(after) if after else None)
+    after it, plus `after` itself (the caller decides how much of that file remains). `key` sorts
+    the entries of each directory instead of their names (then without `after`)."""
+    yield from _walk(root, (), tuple(after) if after else None, key or _by_name)
 
 
-def _walk(directory: str, prefix: Components, after: Components | None) -> Iterator[File | Problem]:
+def _by_name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _walk(directory: str, prefix: Components, after: Components | None, key) -> Iterator[File | Problem]:
     try:
         with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
+            entries = sorted(listing, key=key)
     except OSError as exc:
         yield Problem("error", directory, exc.strerror or str(exc))
         return
@@ -90,7 +95,7 @@ def _walk(directory: str, prefix: Components, after: Components | None) -> Itera
                 yield Problem("skipped", entry.path, "symbolic link (not followed)")
                 continue
             if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path, components, after if inside else None)
+                yield from _walk(entry.path, components, after if inside else None, key)
                 continue
             info = entry.stat(follow_symlinks=False)
         except OSError as exc:

@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from services.worker import conversion, generation, scanning
+from services.worker import conversion, generation, rescan
 from shared import database, jobs, models
 from shared.config import Config
 from shared.models import Status
@@ -24,7 +24,7 @@ Handler = Callable[[AsyncDatabase, dict, str], Awaitable[None]]
 
 def job_handlers(config: Config) -> list[tuple[str, Handler]]:
     """(collection, handler) in the order a free slot looks for work."""
-    return [(models.SCANNING, scanning.scan), (models.GENERATION, generation.handler(config)),
+    return [(models.SCANNING, rescan.handler(config)), (models.GENERATION, generation.handler(config)),
             (models.CONVERSIONS, conversion.handler(config))]
 
 

@@ -204,7 +204,7 @@ class CarWriter:
                  direct: bool = True, stage_size: int = STAGE_SIZE, stages: int = STAGES):
         self._fd = fd
         self._sink = sink
-        self._seen: set[bytes] = set()
+        self.seen: set[bytes] = set()  # CIDs of the blocks written (put_frames' caller adds its own)
         self._stage = _StagedWriter(fd, stage_size, stages, direct) if staged else None
         self._direct_bytes = 0
         self.placeholder = header(PLACEHOLDER_ROOT)
@@ -237,13 +237,21 @@ class CarWriter:
 
     def put(self, cid: bytes, data) -> int | None:
         """Append a block; return the offset of its data in the CAR, or None if it was a duplicate."""
-        if cid in self._seen:
+        if cid in self.seen:
             return None
-        self._seen.add(cid)
+        self.seen.add(cid)
         prefix = varint.encode(len(cid) + len(data)) + cid
         offset = self.size + len(prefix)
         self._write([prefix, data])
         return offset
+
+    def put_frames(self, frames) -> int:
+        """Append whole block frames laid out by the caller, whose CIDs it added to `seen`; return
+        the CAR offset where they start."""
+        start = self.size
+        if frames:
+            self._write([frames])
+        return start
 
     def finish(self, root: bytes) -> bytes:
         """Overwrite the placeholder with the real header; return the real header bytes."""

@@ -29,8 +29,10 @@ def encode_node(links: list[tuple[bytes, Link]], data: bytes) -> bytes:
     parts = []
     for name, link in links:
         # Name is written even when empty: go-ipfs and ipfs-car do, and it changes the CID.
-        body = _field_bytes(0x0A, link.cid) + _field_bytes(0x12, name) + b"\x18" + _v(link.tsize)
-        parts.append(_field_bytes(0x12, body))
+        # (_field_bytes inlined: a directory of small files has a link per file.)
+        cid = link.cid
+        body = b"".join((b"\x0a", _v(len(cid)), cid, b"\x12", _v(len(name)), name, b"\x18", _v(link.tsize)))
+        parts += (b"\x12", _v(len(body)), body)
     parts.append(_field_bytes(0x0A, data))
     return b"".join(parts)
 

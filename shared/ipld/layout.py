@@ -77,24 +77,34 @@ class Recorder:
     def block(self, offset: int, cid: bytes, data, source: tuple[int, int] | None) -> None:
         """A block the CAR writer wrote, its data at `offset`; `source` (entry index, file offset)
         when the data is a read of that entry's file."""
-        prefix = varint.encode(len(cid) + len(data)) + cid
+        if source is not None and len(data):
+            self.reference(offset, cid, len(data), source)
+            return
+        self._prefix(offset, cid, len(data))
+        self.literal(data)
+        if len(self._records) + len(self._literal) >= self.segment_bytes:
+            self._cut()
+
+    def reference(self, offset: int, cid: bytes, length: int, source: tuple[int, int]) -> None:
+        """A block of `length` bytes (> 0) that is a read of (entry index, file offset)."""
+        self._prefix(offset, cid, length)
+        self._flush_literal()
+        entry, file_offset = source
+        local = self._file_index.get(entry)
+        if local is None:
+            e = self.entries[entry]
+            local = self._file_index[entry] = len(self._files)
+            self._files.append((e.relative_path, int(e.size), e.mtime))
+        self._records += varint.encode(length << 1 | FILE) + varint.encode(local) + varint.encode(file_offset)
+        self.size += length
+        if len(self._records) >= self.segment_bytes:
+            self._cut()
+
+    def _prefix(self, offset: int, cid: bytes, length: int) -> None:
+        prefix = varint.encode(len(cid) + length) + cid
         if offset - len(prefix) != self.size:
             raise ValueError(f"layout out of step with the CAR at offset {self.size} (block at {offset})")
         self.literal(prefix)
-        if source is None or not len(data):
-            self.literal(data)
-        else:
-            self._flush_literal()
-            entry, file_offset = source
-            local = self._file_index.get(entry)
-            if local is None:
-                e = self.entries[entry]
-                local = self._file_index[entry] = len(self._files)
-                self._files.append((e.relative_path, int(e.size), e.mtime))
-            self._records += varint.encode(len(data) << 1 | FILE) + varint.encode(local) + varint.encode(file_offset)
-            self.size += len(data)
-        if len(self._records) + len(self._literal) >= self.segment_bytes:
-            self._cut()
 
     def _flush_literal(self) -> None:
         if self._literal:

@@ -73,9 +73,8 @@ def discover() -> list[Migration]:
                                module.up))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    # Numbers are handed out ahead to branches developed side by side, so one may be missing until
-    # its branch is merged; a number used twice is always a mistake.
-    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+    # A gap would let a database migrated past it never run the missing step once it appears.
+    if versions != list(range(1, len(versions) + 1)):
         raise MigrationError(f"migrations must be numbered 1, 2, 3... each once: {versions}")
     return found
 

@@ -50,7 +50,7 @@ def test_a_generated_client_creates_a_preparation_and_reads_its_status(live, tmp
     refused = api.create.sync(client=client, body=models.NewPreparation(
         name="generated-client", path=live.seeded["dataset"], deal_size="3 KiB"))
     assert isinstance(refused, models.Error) and "power of two" in refused.error
-    paused = api.set_state.sync(created.id, client=client, body=models.NewState(state=models.NewStateState.PAUSED))
+    paused = api.set_state.sync(created.id, client=client, body=models.NewState(state=models.NewStateStateType0.PAUSED))
     assert isinstance(paused, models.PreparationState) and paused.state == "paused"
     names = [summary.name for summary in api.list_all.sync(client=client, limit=1000).preparations]
     assert "generated-client" in names

@@ -40,6 +40,8 @@ async def test_version_0_dump_migrates_with_nothing_lost_and_reads_back(db, conf
         now = await db[name].find({}).sort("_id", 1).to_list(None)
         if name == models.SCANNING:  # v0002: indexes built with string source CIDs are to be rebuilt
             assert [bool(d.pop("indexStale", False)) for d in now] == [bool(d.get("indexCid")) for d in docs]
+        if name == models.GENERATION_FILES:  # v0003: every file of version 0 is the first version of its path
+            assert [d.pop("version") for d in now] == [1] * len(docs)
         assert [dump.canonical(d) for d in now] == [dump.canonical(d) for d in docs], name
     runtime = Runtime(config, db.client, db)
     prep_api = await serve_app(preparation_app(runtime))
