@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/replication.py
 	$(BIN)/python bench/retrieve.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/rescan.py
 	$(BIN)/python bench/schema.py
 	$(BIN)/python bench/dashboard.py

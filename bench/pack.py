@@ -5,6 +5,10 @@
 `singularity commp` of the same input is timed with --threads 1 and with one thread per core
 (`make bench` runs it on 2 GiB).
 
+Inline preparation (issue 14) is timed against a normal one in the same run: the same chunk packed
+with its CAR written and with only its layout recorded, each in a child process that reports the
+bytes it wrote to storage (/proc/self/io write_bytes) and what is left in its out_dir.
+
 With --runs N the pack runs N times on the same input; the best run is the row shown, with the
 spread of all runs beside it. CPU time is split into user and sys: user is hashing (sha256 for
 the CIDs, commP), sys is mostly reading the source and writing the CAR.
@@ -62,7 +66,8 @@ def main() -> None:
     size = parse_size(args.size)
     work = tempfile.mkdtemp(prefix="bench-pack-", dir=args.dir)
     try:
-        src = os.path.join(work, "input.bin")
+        os.mkdir(os.path.join(work, "src"))
+        src = os.path.join(work, "src", "input.bin")
         make_file(src, size)
         os.sync()  # the input's writeback must not run during the timed pack
         mb = size / 1e6
@@ -138,10 +143,52 @@ def main() -> None:
             ("pack peak RSS", f"{max(r['rss_mb'] for r in runs):.0f} MB", "target <= 300 MB"),
             ("pack result", f"{res['pieceCid']} car {res['carSize']} B", ""),
         ]
+        rows += inline_rows(work, os.path.dirname(src), size, args.runs)
         for name, value, target in rows:
             print(f"{name:<32} {value:<44} {target}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# A chunk of the input's folder packed as the worker packs it, normal or inline (layout only).
+_CHUNK = ("import json,os,sys; from shared.ipld.pack import pack_chunk, scan_dir;"
+          "from shared.ipld.layout import Recorder;"
+          "files, dirs = scan_dir(sys.argv[1]); rec = Recorder(files) if sys.argv[3] == 'inline' else None;"
+          "r = pack_chunk(files, sys.argv[2], empty_dirs=dirs, layout=rec);"
+          "io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines());"
+          "out = sum(os.path.getsize(os.path.join(sys.argv[2], f)) for f in os.listdir(sys.argv[2]));"
+          "print(json.dumps({'pieceCid': r.piece_cid, 'written': int(io['write_bytes']), 'out_dir': out,"
+          " 'layout': rec.stats() if rec else None}))")
+
+
+def inline_rows(work: str, src_dir: str, size: int, runs: int) -> list[tuple[str, str, str]]:
+    """Normal vs inline pack of the same chunk, alternating, best of `runs` each."""
+    mb = size / 1e6
+    best: dict[str, dict] = {}
+    for i in range(max(runs, 1)):
+        for mode in ("normal", "inline"):
+            out = os.path.join(work, f"chunk-{mode}-{i}")
+            os.mkdir(out)
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", _CHUNK, src_dir, out, mode], cwd=REPO, check=True,
+                                  capture_output=True, text=True)
+            result = {"wall": time.perf_counter() - t, **json.loads(proc.stdout)}
+            shutil.rmtree(out)
+            if mode not in best or result["wall"] < best[mode]["wall"]:
+                best[mode] = result
+    normal, inline = best["normal"], best["inline"]
+    if normal["pieceCid"] != inline["pieceCid"]:
+        raise SystemExit(f"inline and normal packs disagree: {normal} {inline}")
+    written = max(inline["written"], inline["out_dir"])
+    layout = inline["layout"]
+    return [
+        ("chunk pack, normal (CAR)", f"{mb / normal['wall']:.0f} MB/s, wrote {normal['written'] / MiB:.0f} MiB", ""),
+        ("chunk pack, inline (layout)", f"{mb / inline['wall']:.0f} MB/s = {normal['wall'] / inline['wall']:.2f}x "
+                                        "normal", "target >= 1.0x"),
+        ("  inline bytes written", f"{written} B = {100 * written / size:.4f}% of the data",
+         "target < 1%"),
+        ("  inline layout", f"{layout['bytes']} B in {layout['documents']} documents", ""),
+    ]
 
 
 if __name__ == "__main__":

@@ -34,12 +34,16 @@ def start(
     min_size: Optional[str] = typer.Option(None, "--min-size", help="Smallest chunk (default 0.6 x deal size)."),
     max_size: Optional[str] = typer.Option(None, "--max-size", help="Largest chunk (default 0.9 x deal size)."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until every chunk is a CAR and the index is built."),
+    inline: Optional[bool] = typer.Option(None, "--inline/--no-inline",
+                                          help="Write no CAR files: serve pieces from the dataset's own files "
+                                               "(default: deal_preparation_service.inline)."),
     json_: bool = JSON,
 ) -> None:
     """Create a preparation request: scan PATH into chunks, then CAR files and the dataset index."""
     for option, value in (("--deal-size", deal_size), ("--min-size", min_size), ("--max-size", max_size)):
         parse_size_option(option, value)
-    body = {"name": name, "path": os.path.abspath(path), "dealSize": deal_size, "minSize": min_size, "maxSize": max_size}
+    body = {"name": name, "path": os.path.abspath(path), "dealSize": deal_size, "minSize": min_size,
+            "maxSize": max_size, "inline": inline}
     created = api().post("/preparation", {k: v for k, v in body.items() if v is not None})
     if wait:
         final = wait_until_done(created["id"], quiet=json_)
@@ -260,3 +264,52 @@ def files(preparation_id: str = typer.Argument(..., metavar="ID"),
     print_table(rows, [("relativePath", "Path"), ("version", "Version"), ("size", "Size"), ("range", "Range"),
                        ("cid", "CID"), ("chunk", "Chunk"), ("pieceCid", "Piece CID")])
     print_page_note(offset, len(rows), result["total"], "entries")
+
+
+@app.command()
+def materialize(preparation_id: str = typer.Argument(..., metavar="ID"),
+                chunk: Optional[int] = typer.Option(None, min=0, help="Only this chunk (its index)."),
+                wait: bool = typer.Option(False, "--wait", help="Wait until the workers have written the CARs."),
+                json_: bool = JSON) -> None:
+    """Write the CAR files of an inline preparation (worker jobs on the host that has out_dir)."""
+    body = {} if chunk is None else {"chunk": chunk}
+    conversions(api().post(f"/preparation/{preparation_id}/materialize", body), "CARs to write", wait, json_)
+
+
+@app.command("prune-cars")
+def prune_cars(preparation_id: str = typer.Argument(..., metavar="ID"),
+               min_active: int = typer.Option(3, "--min-active", min=1, max=1000,
+                                              help="Providers with an active deal a chunk needs."),
+               wait: bool = typer.Option(False, "--wait", help="Wait until the workers are done."),
+               json_: bool = JSON) -> None:
+    """Remove the CAR files of chunks active at --min-active providers or more; they stay servable
+    inline from the dataset while its files are unchanged."""
+    result = api().post(f"/preparation/{preparation_id}/prune-cars", {"minActive": min_active})
+    conversions(result, "CAR files to remove", wait, json_)
+
+
+def conversions(result: dict, what: str, wait: bool, json_: bool, interval: float = 0.5) -> None:
+    if wait and result["queued"]:
+        while True:
+            jobs = []
+            offset = 0
+            while True:  # every page: a preparation may have more chunks than one page holds
+                page = api().get(f"/preparation/{result['id']}/conversions", offset=offset, limit=1000)
+                jobs += page["conversions"]
+                offset += len(page["conversions"])
+                if not page["conversions"] or offset >= page["total"]:
+                    break
+            if not any(job["status"] == "active" for job in jobs):
+                break
+            time.sleep(interval)
+        failed = [job for job in jobs if job["status"] == "error"]
+        result = dict(result, completed=sum(job["status"] == "completed" for job in jobs), failed=len(failed),
+                      errors=[f"chunk {job['chunk']}: {job['error']}" for job in failed][:20])
+    if json_:
+        print_json(result)
+    else:
+        console.print(f"{result['id']}: {result['chunks']} {what}, {result['queued']} jobs queued", highlight=False)
+        for line in result.get("errors", []):
+            console.print(f"  {line}", highlight=False, markup=False)
+    if result.get("failed"):
+        raise CliError(f"{result['failed']} conversions failed (see above)")

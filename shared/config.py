@@ -141,6 +141,9 @@ class DealPreparationService:
     # A dataset path must resolve (symlinks followed) inside one of these directories: nothing
     # else on the host can be exported. Relative entries are from the working directory.
     dataset_roots: list[str] = field(default_factory=list)
+    # Inline preparation by default (a request's "inline" decides): no CAR is written, pieces are
+    # assembled from the source files on request.
+    inline: bool = False
 
 
 @dataclass

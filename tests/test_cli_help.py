@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 from cli.main import app
 
 COMMANDS = [[], ["run"], ["prep"], ["prep", "start"], ["prep", "status"], ["prep", "list"], ["prep", "generation"], ["prep", "files"],
+            ["prep", "materialize"], ["prep", "prune-cars"],
             ["pack"], ["commp"], ["retrieve"], ["deal"], ["deal", "send"], ["deal", "list"], ["deal", "show"],
             ["provider"], ["provider", "lookup"], ["provider", "show"], ["provider", "refresh"], ["status"], ["mount"]]
 

@@ -16,12 +16,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.hosting import filedata
+from services.hosting import catalog, filedata
 from services.indexing import builder, model, tarformat
-from shared import models
+from shared import chunkdata, models
 from shared.models import fileversions
 from shared.api import NotFound
-from shared.cars import car_path
 from shared.ipld import cid as cidlib
 
 log = logging.getLogger(__name__)
@@ -130,16 +129,19 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
     path = clean_path(path)
     listed = await members(db, prep, path)
     generations = {g["_id"]: g async for g in db[models.GENERATION].find({"preparationId": prep["_id"]})}
-    on_host: set[str] = set()
+    on_host: dict[str, chunkdata.CarFileBody | chunkdata.LayoutBody] = {}
     for member in listed:
         for doc in member.ranges:
             gen = generations.get(doc["generationId"])
             if gen is None or gen.get("status") != models.Status.COMPLETED.value:
                 raise NotFound("a chunk holding this path is not prepared yet", member.name)
             if gen["_id"] not in on_host:
-                if car_path(car_dir, gen.get("dataCid") or "") is None:
+                body = catalog.chunk_body(db, car_dir, [], {**gen, "importedCar": None})
+                if body is None:
                     raise NotFound("a CAR file holding this path is not on this host", gen.get("dataCid"))
-                on_host.add(gen["_id"])
+                if isinstance(body, chunkdata.LayoutBody) and body.refused() is not None:
+                    raise body.refused()
+                on_host[gen["_id"]] = body
     total = sum(tarformat.member_length(m.name, m.size, m.mtime, m.directory) for m in listed) + len(tarformat.END)
     filename = safe_filename(filename, posixpath.basename(path) or prep["name"])
     response = web.StreamResponse(headers={
@@ -152,7 +154,7 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
         await response.write_eof()
         return response
     try:
-        await _stream(response, db, car_dir, listed, generations)
+        await _stream(response, db, listed, generations, on_host)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as exc:
@@ -163,13 +165,13 @@ async def serve(request: web.Request, db, car_dir: str, key: str, path: str,
     return response
 
 
-async def _stream(response, db, car_dir: str, listed: list[Member], generations: dict) -> None:
+async def _stream(response, db, listed: list[Member], generations: dict, bodies: dict) -> None:
     cars: dict[str, filedata.Car] = {}
 
     def car_of(doc: dict) -> filedata.Car:
         gen = generations[doc["generationId"]]
         if gen["_id"] not in cars:
-            cars[gen["_id"]] = filedata.Car(db, car_path(car_dir, gen["dataCid"]), gen["dataCid"])
+            cars[gen["_id"]] = filedata.Car(db, bodies[gen["_id"]], gen["dataCid"])
         return cars[gen["_id"]]
 
     out = _Output(response)
@@ -200,7 +202,7 @@ async def _send_spans(out: "_Output", parts: list) -> None:
     reading = None
     try:
         for group in filedata.spans(parts):
-            previous, reading = reading, asyncio.ensure_future(asyncio.to_thread(filedata.read_span, group))
+            previous, reading = reading, asyncio.ensure_future(filedata.read_span(group))
             if previous is not None:
                 await out.write(await previous)
         if reading is not None:

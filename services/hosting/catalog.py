@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shared import cars, models
+from shared import cars, chunkdata, models
 from shared.roots import inside_roots
 
 # Copies of one CID looked at per request: the same bytes prepared in a few datasets.
@@ -45,24 +45,51 @@ def chunk_car(car_dir: str, roots: list[str], chunk: dict) -> Path | None:
     return Path(imported) if os.path.isfile(imported) else None
 
 
-async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()) -> Path | None:
+def chunk_body(db, car_dir: str, roots: list[str], chunk: dict
+               ) -> chunkdata.CarFileBody | chunkdata.LayoutBody | None:
+    """A completed chunk's CAR: its file (chunk_car), else for an inline chunk its layout."""
+    path = chunk_car(car_dir, roots, chunk)
+    if path is not None:
+        return chunkdata.CarFileBody(path)
+    if chunk.get("inline") and chunk.get("carSize") is not None and not chunk.get("importedCar"):
+        return chunkdata.LayoutBody(db, chunk)
+    return None
+
+
+async def car_file(db, car_dir: str, cid: str, roots: list[str] = ()
+                   ) -> chunkdata.CarFileBody | chunkdata.LayoutBody | None:
     """`<car_dir>/<cid>.car` when it is a completed chunk's CAR or the current index CAR of an
-    existing preparation (an imported CAR: its own path, see chunk_car)."""
+    existing preparation (an imported CAR: its own path, see chunk_car; an inline chunk: its layout)."""
     if cars.valid_cid(cid) is None:
         return None
     found = await chunks(db, "dataCid", cid)
     for chunk in found:
-        if chunk.get("importedCar"):
-            return chunk_car(car_dir, list(roots), chunk)
+        if chunk.get("importedCar") or chunk.get("inline"):
+            body = chunk_body(db, car_dir, list(roots), chunk)
+            if body is not None:
+                return body
     if not found:
         # An index CAR's root block is the index CID itself.
         roots = await db[models.INDEX_BLOCKS].find({"cid": cid, "indexCid": cid}).limit(MAX_COPIES).to_list(None)
         if not await live(db, roots):
             return None
-    return cars.car_path(car_dir, cid)
+    path = cars.car_path(car_dir, cid)
+    return None if path is None else chunkdata.CarFileBody(path)
 
 
 async def block_locations(db, collection: str, cid: str) -> list[dict]:
     """Where block `cid` lies in CARs of existing preparations, by `collection` (CarBlock or IndexBlock)."""
     docs = await db[collection].find({"cid": cid}).limit(MAX_COPIES).to_list(None)
     return await live(db, docs)
+
+
+async def body_of(db, car_dir: str, data_cid: str) -> chunkdata.CarFileBody | chunkdata.LayoutBody | None:
+    """A chunk's CAR by its dataCid: `<car_dir>/<dataCid>.car`, else the layout of the completed
+    inline chunk of an existing preparation with that dataCid."""
+    path = cars.car_path(car_dir, data_cid)
+    if path is not None:
+        return chunkdata.CarFileBody(path)
+    for chunk in await chunks(db, "dataCid", data_cid):
+        if chunk.get("inline") and chunk.get("carSize") is not None:
+            return chunkdata.LayoutBody(db, chunk)
+    return None

@@ -5,15 +5,16 @@ locations of a whole batch of ranges are looked up together (one `$in` query per
 level), then the leaves are read in CAR order, many per `pread`, since the worker writes a
 chunk's files in the order a bundle lists them. Every block is verified against its CID before
 its bytes are used; a chunk without CarBlock documents is located by walking its CAR's frames.
+A chunk's bytes come from its body (shared/chunkdata.py): the CAR file, or for an inline
+chunk the source files its layout points into.
 """
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-from shared import models
+from shared import chunkdata, models
 from shared.ipld import carfile, pbnode
 from shared.ipld import cid as cidlib
 
@@ -37,9 +38,10 @@ Part = Union[bytes, Leaf]
 class Car:
     """One chunk's CAR: where its blocks lie, from CarBlock or, lacking those, from its frames."""
 
-    def __init__(self, db, path, data_cid: str):
+    def __init__(self, db, body: chunkdata.CarFileBody | chunkdata.LayoutBody, data_cid: str):
         self.db = db
-        self.path = str(path)
+        self.body = body
+        self.path = body.name
         self.data_cid = data_cid
         self.frames: dict[bytes, carfile.Frame] | None = None
 
@@ -54,6 +56,8 @@ class Car:
                     found[names[doc["cid"]]] = (int(doc["offset"]), int(doc["length"]))
         missing = [c for c in names.values() if c not in found]
         if missing:
+            if not isinstance(self.body, chunkdata.CarFileBody):
+                raise LookupError(f"blocks {[cidlib.to_str(c) for c in missing[:3]]} are not in {self.path}")
             if self.frames is None:
                 _, self.frames = await asyncio.to_thread(carfile.frame_map, self.path)
             for cid in missing:
@@ -87,7 +91,7 @@ async def resolve(roots: list[tuple[Car, bytes]]) -> list[list[Part]]:
         expansions: dict[tuple[Car, bytes], list] = {}
         for car, cids in pending.items():
             inner = [(cid, located[car][cid]) for cid in cids if pbnode.codec_of(cid) != cidlib.RAW]
-            blocks = await asyncio.to_thread(_read_blocks, car.path, inner)
+            blocks = await read_blocks(car, inner)
             for (cid, _), data in zip(inner, blocks):
                 layout = pbnode.file_layout(data)
                 expansions[(car, cid)] = ([layout.inline] if layout.inline else []) + [_Node(c) for c in layout.children]
@@ -103,20 +107,14 @@ async def resolve(roots: list[tuple[Car, bytes]]) -> list[list[Part]]:
             contents[index] = expanded
 
 
-def _read_blocks(path: str, blocks: list[tuple[bytes, tuple[int, int]]]) -> list[bytes]:
+async def read_blocks(car: Car, blocks: list[tuple[bytes, tuple[int, int]]]) -> list[bytes]:
     """The verified bytes of a few blocks of one CAR (the file nodes of a DAG level)."""
-    if not blocks:
-        return []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        out = []
-        for cid, (offset, length) in blocks:
-            data = carfile.read_exact(fd, offset, length)
-            pbnode.verify(cid, data, path)
-            out.append(data)
-        return out
-    finally:
-        os.close(fd)
+    out = []
+    for cid, (offset, length) in blocks:
+        data = await car.body.read(offset, length)
+        pbnode.verify(cid, data, car.path)
+        out.append(data)
+    return out
 
 
 def spans(parts: Iterable[Part]) -> Iterable[list[Part]]:
@@ -141,18 +139,18 @@ def spans(parts: Iterable[Part]) -> Iterable[list[Part]]:
         yield group
 
 
-def read_span(group: list[Part]) -> bytes:
-    """The bytes of one group: its leaves read with one pread and verified, its inline bytes."""
+async def read_span(group: list[Part]) -> bytes:
+    """The bytes of one group: its leaves read with one read and verified, its inline bytes."""
     leaves = [p for p in group if isinstance(p, Leaf)]
     if not leaves:
         return b"".join(group)  # type: ignore[arg-type]
     start = leaves[0].offset
     end = leaves[-1].offset + leaves[-1].length
-    fd = os.open(leaves[0].car.path, os.O_RDONLY)
-    try:
-        data = memoryview(carfile.read_exact(fd, start, end - start))
-    finally:
-        os.close(fd)
+    data = memoryview(await leaves[0].car.body.read(start, end - start))
+    return await asyncio.to_thread(_verified, group, data, start)
+
+
+def _verified(group: list[Part], data: memoryview, start: int) -> bytes:
     out = []
     for part in group:
         if isinstance(part, Leaf):

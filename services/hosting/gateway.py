@@ -8,23 +8,21 @@ services/hosting/filedata.py) and its leaves in long spans, so a large file cost
 not one per block. The nodes the gateway itself decodes to walk a path or a DAG are verified
 against their CIDs; leaves go out as read, since a trustless client verifies every block anyway
 (and hashing them here too would halve the rate). Only blocks of existing preparations are
-found (catalog.py), and only files inside car_dir are read (paths.py).
+found (catalog.py), and only files inside car_dir are read (cars.py).
 """
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 import libipld
 
-from services.hosting import blocks, catalog, filedata, paths
+from services.hosting import catalog, filedata
 from services.indexing import model
-from shared import models
+from shared import cars, chunkdata, models
 from shared.api import InvalidParameter, NotFound
-from shared.ipld import carfile, pbnode, unixfs
+from shared.ipld import pbnode, unixfs
 from shared.ipld import cid as cidlib
 
 SCOPES = ("block", "entity", "all")
@@ -40,7 +38,7 @@ class Request:
 
 
 def parse(cid: str, path: str, query) -> Request:
-    root = paths.valid_cid(cid)
+    root = cars.valid_cid(cid)
     if root is None:
         raise InvalidParameter("not a CID (canonical base32 CIDv1)", cid)
     parts = [p for p in path.split("/") if p]
@@ -81,29 +79,33 @@ class Store:
     def __init__(self, db, car_dir: str):
         self.db = db
         self.car_dir = car_dir
-        self._cars: dict[str, filedata.Car] = {}
+        self._cars: dict[str, filedata.Car | None] = {}
 
-    def car(self, data_cid: str) -> filedata.Car | None:
+    async def car(self, data_cid: str) -> filedata.Car | None:
+        """A chunk's CAR: its file in car_dir, or an inline chunk's layout (shared/chunkdata.py)."""
         if data_cid not in self._cars:
-            path = paths.car_path(self.car_dir, data_cid)
-            if path is None:
-                return None
-            self._cars[data_cid] = filedata.Car(self.db, path, data_cid)
+            body = await catalog.body_of(self.db, self.car_dir, data_cid)
+            self._cars[data_cid] = None if body is None else filedata.Car(self.db, body, data_cid)
         return self._cars[data_cid]
 
     async def get(self, cid: bytes) -> Located | None:
         name = cidlib.to_str(cid)
         for collection, key in ((models.CAR_BLOCKS, "dataCid"), (models.INDEX_BLOCKS, "indexCid")):
             for doc in await catalog.block_locations(self.db, collection, name):
-                path = paths.car_path(self.car_dir, doc.get(key, ""))
-                if path is None:
+                if collection == models.CAR_BLOCKS:
+                    car = await self.car(doc.get(key, ""))
+                    body = None if car is None else car.body
+                else:
+                    car, path = None, cars.car_path(self.car_dir, doc.get(key, ""))
+                    body = None if path is None else chunkdata.CarFileBody(path)
+                if body is None:
                     continue
                 try:
-                    data = await blocks.read_at(path, int(doc["offset"]), int(doc["length"]))
-                    pbnode.verify(cid, data, str(path))
-                except (OSError, ValueError):
+                    data = await body.read(int(doc["offset"]), int(doc["length"]))
+                    pbnode.verify(cid, data, body.name)
+                except (OSError, ValueError, LookupError):
                     continue  # a damaged copy: try another
-                return Located(cid, data, self.car(doc[key]) if collection == models.CAR_BLOCKS else None)
+                return Located(cid, data, car)
         return None
 
     async def need(self, cid: bytes) -> Located:
@@ -228,7 +230,7 @@ async def file_blocks(car: filedata.Car, root: bytes, start: int, end: int) -> A
         where = await car.locate(list({cid for cid, _ in level}))
         located.update(where)
         inner = [cid for cid, _ in level if pbnode.codec_of(cid) != cidlib.RAW and cid not in datas]
-        read = await asyncio.to_thread(filedata._read_blocks, car.path, [(c, where[c]) for c in dict.fromkeys(inner)])
+        read = await filedata.read_blocks(car, [(c, where[c]) for c in dict.fromkeys(inner)])
         datas.update(zip(dict.fromkeys(inner), read))
         following = []
         for cid, offset in level:
@@ -264,7 +266,7 @@ async def file_blocks(car: filedata.Car, root: bytes, start: int, end: int) -> A
         if group and (not cid or cid in datas or loc[0] < group[-1][1][0] + group[-1][1][1]
                       or loc[0] - (group[-1][1][0] + group[-1][1][1]) > filedata.GAP
                       or loc[0] + loc[1] - group[0][1][0] > filedata.SPAN):
-            for block in await asyncio.to_thread(_read_span, car.path, group):
+            for block in await _read_span(car, group):
                 yield block
             group = []
         if not cid:
@@ -275,14 +277,10 @@ async def file_blocks(car: filedata.Car, root: bytes, start: int, end: int) -> A
             group.append((cid, loc))
 
 
-def _read_span(path: str, group: list[tuple[bytes, tuple[int, int]]]) -> list[Block]:
+async def _read_span(car: filedata.Car, group: list[tuple[bytes, tuple[int, int]]]) -> list[Block]:
     first = group[0][1][0]
     last = group[-1][1][0] + group[-1][1][1]
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = memoryview(carfile.read_exact(fd, first, last - first))
-    finally:
-        os.close(fd)
+    data = memoryview(await car.body.read(first, last - first))
     return [(cid, data[offset - first:offset - first + length]) for cid, (offset, length) in group]  # views
 
 
@@ -396,7 +394,7 @@ async def _index_file_blocks(store: Store, request: Request, node: dict, seen: s
         if offset >= end or offset + length <= start:
             continue
         data_cid = model.link_text(info["dataCid"])
-        car = store.car(data_cid) if await catalog.chunks(store.db, "dataCid", data_cid) else None
+        car = await store.car(data_cid) if await catalog.chunks(store.db, "dataCid", data_cid) else None
         if car is None:
             raise LookupError(f"chunk {data_cid} is not served here")
         async for block in file_blocks(car, model.link(info["cid"]), max(start - offset, 0), min(end - offset, length)):

@@ -1,24 +1,25 @@
 """Serving a piece: the CAR bytes, then zeros up to the unpadded piece size.
 
-The CAR part goes out with sendfile like aiohttp's FileResponse (falling back to reads where the
-transport cannot sendfile, e.g. TLS); the zeros are written from one shared buffer. Nothing is
-ever held in memory beyond that buffer.
+The CAR part comes from a body (shared/chunkdata.py): a CAR file goes out with sendfile
+like aiohttp's FileResponse (falling back to reads where the transport cannot sendfile, e.g. TLS),
+an inline chunk's CAR is assembled from its layout, its long source ranges with sendfile too; the
+zeros are written from one shared buffer. Nothing is ever held in memory beyond a few buffers.
 """
 from __future__ import annotations
 
-import asyncio
-import os
+import logging
 from email.utils import formatdate
-from pathlib import Path
 
 from aiohttp import web
 
 from services.hosting import ranges
+from shared import chunkdata
 from shared.api import error_response
+
+log = logging.getLogger(__name__)
 
 PIECE_TYPE = "application/piece"
 _ZEROS = bytes(1 << 16)
-_READ = 1 << 20
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -27,17 +28,16 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in header.split(","))
 
 
-async def serve(request: web.Request, car: Path, car_size: int, total: int, etag: str,
-                content_type: str = PIECE_TYPE) -> web.StreamResponse:
+async def serve(request: web.Request, car: chunkdata.CarFileBody | chunkdata.LayoutBody, car_size: int, total: int,
+                etag: str, content_type: str = PIECE_TYPE) -> web.StreamResponse:
     """Respond with `total` bytes: `car_size` bytes of `car`, then zeros."""
-    stat = car.stat()
-    if stat.st_size < car_size:
+    if car.size < car_size:
         raise web.HTTPNotFound(reason="CAR file is shorter than recorded")
     headers = {
         "Content-Type": content_type,
         "Accept-Ranges": "bytes",
         "ETag": etag,
-        "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+        "Last-Modified": formatdate(car.mtime, usegmt=True),
         "Cache-Control": "public, max-age=29030400, immutable",
     }
     if _etag_matches(request.headers.get("If-None-Match"), etag):
@@ -53,6 +53,8 @@ async def serve(request: web.Request, car: Path, car_size: int, total: int, etag
         response.headers.update({"Content-Range": f"bytes */{total}", "Accept-Ranges": "bytes", "ETag": etag})
         return response
     start, end = wanted if wanted is not None else (0, total)
+    file_end = min(end, car_size)
+    await car.check(start, file_end)  # an inline chunk whose source changed is refused here, named
     response = web.StreamResponse(status=206 if wanted is not None else 200, headers=headers)
     if wanted is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
@@ -61,9 +63,15 @@ async def serve(request: web.Request, car: Path, car_size: int, total: int, etag
     if request.method == "HEAD" or start == end:
         await response.write_eof()
         return response
-    file_end = min(end, car_size)
     if start < file_end:
-        await _send_file(request, response, car, start, file_end - start)
+        try:
+            await car.send(request, response, start, file_end)
+        except (chunkdata.Unservable, LookupError, OSError) as exc:
+            # Committed to the status line already: a body shorter than Content-Length is the signal.
+            log.warning("%s: response cut short: %s", car.name, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return response
     remaining = end - max(start, car_size)
     while remaining > 0:
         chunk = _ZEROS if remaining >= len(_ZEROS) else _ZEROS[:remaining]
@@ -72,22 +80,3 @@ async def serve(request: web.Request, car: Path, car_size: int, total: int, etag
     await response.write_eof()
     return response
 
-
-async def _send_file(request: web.Request, response: web.StreamResponse, path: Path, offset: int, count: int) -> None:
-    loop = asyncio.get_running_loop()
-    with open(path, "rb") as f:
-        transport = request.transport
-        if transport is None:
-            raise ConnectionResetError("connection lost")
-        try:
-            await loop.sendfile(transport, f, offset, count)
-            return
-        except NotImplementedError:
-            pass
-        while count > 0:
-            chunk = await loop.run_in_executor(None, os.pread, f.fileno(), min(_READ, count), offset)
-            if not chunk:
-                raise ConnectionResetError(f"{path} ended early")
-            await response.write(chunk)
-            offset += len(chunk)
-            count -= len(chunk)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from services.hosting import blocks, bundle, catalog, piece, trustless
 from services.hosting import schemas as s
-from shared import cars
+from shared import cars, chunkdata
 from shared.api import CONFIG, DB, InvalidParameter, NotFound, json_response
 from shared.operations import Content, Empty, operation
 from shared.schema import Text
@@ -40,13 +40,12 @@ def _roots(request: web.Request) -> list[str]:
            responses=s.file_answers(CAR_TYPE, "the CAR file"), errors=s.RANGE_ERRORS)
 async def car_file(request: web.Request, cid: str) -> web.StreamResponse:
     data_cid = cid
-    path = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
-    if path is None:
+    body = await catalog.car_file(request.app[DB], _car_dir(request), data_cid, _roots(request))
+    if body is None:
         raise NotFound("no such CAR file", data_cid)
     # The same range handling as /piece (a multi-range or malformed Range gets the whole file, not
     # aiohttp's 416; "bytes=-0" is a 416), and an ETag that is the content address itself.
-    size = path.stat().st_size
-    return await piece.serve(request, path, size, size, f'"{data_cid}"', CAR_TYPE)
+    return await piece.serve(request, body, body.size, body.size, f'"{data_cid}"', CAR_TYPE)
 
 
 @routes.get("/piece/{cid}")
@@ -57,12 +56,18 @@ async def piece_bytes(request: web.Request, cid: str) -> web.StreamResponse:
     piece_cid = cid
     if cars.valid_cid(piece_cid) is None:
         raise NotFound("no such piece", piece_cid)
+    refused = None
     for gen in await catalog.chunks(request.app[DB], "pieceCid", piece_cid):
-        car = catalog.chunk_car(_car_dir(request), _roots(request), gen)
+        car = catalog.chunk_body(request.app[DB], _car_dir(request), _roots(request), gen)
         if car is None or not gen.get("pieceSize") or gen.get("carSize") is None:
             continue
-        return await piece.serve(request, car, int(gen["carSize"]), cars.unpadded(int(gen["pieceSize"])),
-                                 f'"{piece_cid}"')
+        try:
+            return await piece.serve(request, car, int(gen["carSize"]), cars.unpadded(int(gen["pieceSize"])),
+                                     f'"{piece_cid}"')
+        except chunkdata.Unservable as exc:  # an inline copy whose source changed: another copy may serve
+            refused = exc
+    if refused is not None:
+        raise refused
     raise NotFound("no such piece", piece_cid)
 
 

@@ -22,7 +22,9 @@ def file_answers(media_type: str, what: str) -> dict:
             304: Empty("the client's copy (If-None-Match) is current")}
 
 
-RANGE_ERRORS = {404: "not on this host (or not a canonical CID)", 416: "the range is outside the file"}
+RANGE_ERRORS = {404: "not on this host (or not a canonical CID)", 416: "the range is outside the file",
+                409: "an inline chunk whose source file changed since it was prepared (detail.file names it)",
+                410: "an inline chunk whose source file is gone (detail.file names it)"}
 
 INDEX = record({"id": Text(), "name": Text(), "indexCid": Text("the dataset index's root"),
                 "indexPin": Json("its pinning status in kubo", nullable=True)}, name="DatasetIndex")

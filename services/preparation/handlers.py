@@ -7,6 +7,7 @@ import os
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.preparation import conversions
 from services.preparation import status as suite_status
 from services.preparation.validation import new_preparation
 from services.preparation import summaries
@@ -19,7 +20,8 @@ from shared.models import Status, fileversions
 async def create(db: AsyncDatabase, config: Config, body: dict) -> dict:
     settings = config.deal_preparation_service
     request = new_preparation(body, settings.default_deal_size, settings.dataset_roots)
-    doc = models.scanning_request(request.name, request.path, request.deal_size, request.min_size, request.max_size)
+    doc = models.scanning_request(request.name, request.path, request.deal_size, request.min_size, request.max_size,
+                                  inline=settings.inline if body.get("inline") is None else body["inline"])
     try:
         await db[models.SCANNING].insert_one(doc)
     except DuplicateKeyError:
@@ -119,6 +121,8 @@ def generation_view(doc: dict) -> dict:
         "pieceSize": doc.get("pieceSize"),
         "carSize": doc.get("carSize"),
         "error": doc.get("error"),
+        "inline": bool(doc.get("inline")),
+        "unservable": doc.get("unservable"),
     }
 
 
@@ -223,6 +227,23 @@ async def files(db: AsyncDatabase, preparation_id: str, prefix: str, offset: int
         "offset": offset,
         "limit": limit,
     }
+
+
+async def materialize(db: AsyncDatabase, preparation_id: str, chunk: int | None) -> dict:
+    """Jobs writing the CAR files of a preparation's inline chunks (or of one chunk)."""
+    await find(db, preparation_id)
+    return {"id": preparation_id, **await conversions.materialize(db, preparation_id, chunk)}
+
+
+async def prune_cars(db: AsyncDatabase, preparation_id: str, min_active: int) -> dict:
+    """Jobs removing the CAR files of chunks active at min_active providers, leaving them inline."""
+    await find(db, preparation_id)
+    return {"id": preparation_id, **await conversions.prune(db, preparation_id, min_active)}
+
+
+async def conversion_list(db: AsyncDatabase, preparation_id: str, offset: int, limit: int) -> dict:
+    await find(db, preparation_id)
+    return {"id": preparation_id, **await conversions.page(db, preparation_id, offset, limit)}
 
 
 async def newest_versions(collection, preparation_id: str, docs: list[dict]) -> dict[str, int]:

@@ -24,6 +24,31 @@ async def set_state(request: web.Request, id: str, body: dict) -> web.Response:
     return json_response(await handlers.change(request.app[DB], id, body))
 
 
+@routes.post("/preparation/{id}/materialize")
+@operation("Write the CAR files of an inline preparation's chunks (worker jobs on the host with out_dir)",
+           path={"id": s.ID}, body=s.MATERIALIZE, responses={200: s.QUEUED},
+           errors={404: "no such preparation or chunk", 409: "the chunk is not completed or already has a CAR"})
+async def materialize(request: web.Request, id: str, body: dict) -> web.Response:
+    return json_response(await handlers.materialize(request.app[DB], id, body.get("chunk")))
+
+
+@routes.post("/preparation/{id}/prune-cars")
+@operation("Remove the CAR files of chunks whose deals are active at minActive providers or more, "
+           "serving them inline from the dataset (when the source files are unchanged)",
+           path={"id": s.ID}, body=s.PRUNE, responses={200: s.QUEUED}, errors={404: "no such preparation"})
+async def prune_cars(request: web.Request, id: str, body: dict) -> web.Response:
+    min_active = body.get("minActive")
+    return json_response(await handlers.prune_cars(request.app[DB], id, 3 if min_active is None else min_active))
+
+
+@routes.get("/preparation/{id}/conversions")
+@operation("The materialize and prune jobs of a preparation", path={"id": s.ID},
+           query=page(default_limit=100, max_limit=1000), responses={200: s.CONVERSIONS},
+           errors={404: "no such preparation"})
+async def conversion_list(request: web.Request, id: str, offset: int, limit: int) -> web.Response:
+    return json_response(await handlers.conversion_list(request.app[DB], id, offset, limit))
+
+
 @routes.get("/preparations")
 @operation("A page of the preparations, oldest first, with their progress",
            query=page(default_limit=20, max_limit=1000), responses={200: s.PREPARATIONS})

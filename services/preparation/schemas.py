@@ -15,6 +15,8 @@ NEW_PREPARATION = Obj({
                      "(default: deal_preparation_service.default_deal_size)"),
     "minSize": Size("the smallest chunk of data (default 0.6 x dealSize)"),
     "maxSize": Size("the largest chunk of data, below dealSize x 127/128 (default 0.9 x dealSize)"),
+    "inline": Bool("write no CAR files: record each CAR's layout and serve pieces from the dataset's own files "
+                   "(default: deal_preparation_service.inline)"),
 }, required=("name", "path"), closed=True, name="NewPreparation")
 
 NEW_STATE = Obj({"state": Str("pause or resume scanning and packing, or delete every record",
@@ -44,6 +46,7 @@ SUMMARY = record({
     "lastRescan": Json("what the last rescan found: added, changed, unchanged, deleted, refreshed, at",
                        nullable=True),
     "createdAt": Num("Unix seconds"),
+    "inline": Bool("no CAR files: pieces are assembled from the dataset's files"),
     "generationCompleted": Int(), "generationInprogress": Int(), "generationFailed": Int(),
     "generationTotal": Int(), "bytesDone": Int(), "rate": Int("bytes per second being packed"),
 }, name="PreparationSummary")
@@ -52,6 +55,8 @@ CHUNK = record({
     "id": Text(), "index": Int(), "workerId": Text(nullable=True), "status": Text(),
     "fileCount": Int(), "size": Int(), "dataCid": Text(nullable=True), "pieceCid": Text(nullable=True),
     "pieceSize": Int(nullable=True), "carSize": Int(nullable=True), "error": Text(nullable=True),
+    "inline": Bool("served from its layout and the source files (no CAR file)"),
+    "unservable": Json("why an inline chunk can no longer be served: {file, reason, status, at}", nullable=True),
 }, name="Chunk")
 
 PROBLEM = record({"kind": Text("error or skipped"), "path": Text(), "reason": Text()}, name="ScanProblem")
@@ -82,6 +87,20 @@ FILES = record({"id": Text(), "name": Text(), **paged("files", MAPPED_FILE, "the
 
 PREPARATIONS = record(paged("preparations", SUMMARY), name="PreparationList")
 
+MATERIALIZE = Obj({"chunk": Int("only this chunk (its index); default: every inline chunk", minimum=0,
+                                 maximum=2**63 - 1)},
+                  closed=True, name="Materialize")
+PRUNE = Obj({"minActive": Int("providers with an active deal a chunk needs before its CAR file goes (default 3)",
+                              minimum=1, maximum=1000)}, closed=True, name="PruneCars")
+QUEUED = record({"id": Text(), "queued": Int("jobs queued (or asked again)"),
+                 "chunks": Int("chunks the request applies to")}, name="ConversionsQueued")
+CONVERSION = record({
+    "id": Text(), "chunk": Int(), "generationId": Text(), "action": Text(enum=("materialize", "prune")),
+    "minActive": Int(nullable=True), "status": Text("active, completed or error"), "workerId": Text(nullable=True),
+    "error": Text(nullable=True), "createdAt": Num(nullable=True), "completedAt": Num(nullable=True),
+}, name="Conversion")
+CONVERSIONS = record({"id": Text(), **paged("conversions", CONVERSION, "oldest first")}, name="ConversionList")
+
 PATH_PREFIX = Str("a file or folder of the dataset, relative to its root (default: all)", blank=True, default="")
 
 _BEAT = {"host": Text(nullable=True), "pid": Int(nullable=True), "startedAt": Num("Unix seconds", nullable=True),
@@ -89,7 +108,7 @@ _BEAT = {"host": Text(nullable=True), "pid": Int(nullable=True), "startedAt": Nu
          "alive": Bool("reported within deal_preparation_service.worker_timeout")}
 RUN = record({**_BEAT, "modules": Arr(Text()), "database": Json("the database the run uses", nullable=True)},
              name="RunningProcess", description="a `singularity run` and its modules")
-JOB = record({"kind": Text(enum=("scan", "generation")), "id": Text(), "preparationId": Text(),
+JOB = record({"kind": Text(enum=("scan", "generation", "conversion")), "id": Text(), "preparationId": Text(),
               "name": Text(nullable=True), "index": Int(nullable=True), "claimedAt": Num(nullable=True),
               "size": Int(nullable=True), "bytesDone": Int(nullable=True)}, name="ClaimedJob")
 WORKER = record({"id": Text(), **_BEAT, "slots": Int(nullable=True), "jobs": Arr(JOB)}, name="Worker")

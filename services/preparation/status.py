@@ -43,7 +43,8 @@ async def collect(db: AsyncDatabase, config: Config) -> dict:
                                      JOB_FIELDS).limit(MAX_JOBS)
         async for job in cursor:
             if job.get("workerId") in workers:
-                kind = {models.SCANNING: "scan", models.REPLICATION: "replication"}.get(collection, "generation")
+                kind = {models.SCANNING: "scan", models.REPLICATION: "replication",
+                        models.CONVERSIONS: "conversion"}.get(collection, "generation")
                 workers[job["workerId"]]["jobs"].append({
                     "kind": kind, "id": job["_id"], "preparationId": job.get("preparationId", job["_id"]),
                     "name": job.get("name"), "index": job.get("index"), "claimedAt": job.get("claimedAt"),

@@ -114,5 +114,6 @@ def view(scan: dict, chunks: dict, problems: dict) -> dict:
         "rescanPending": bool(scan.get("rescan")),
         "lastRescan": scan.get("lastRescan"),
         "createdAt": scan["createdAt"],
+        "inline": bool(scan.get("inline")),
         **chunks,
     }

@@ -16,9 +16,11 @@ import time
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.worker import inline
 from shared import jobs, metrics, models
 from shared.config import Config
 from shared.ipld import commp_threads as commp_threads_module
+from shared.ipld import layout as layoutlib
 from shared.ipld.pack import PackCancelled, PackEntry, PackResult, SourceChanged, SourceUnreadable, pack_chunk
 from shared.models import Status
 
@@ -127,22 +129,16 @@ class GenerationRun:
             # A retry: the worker that had this chunk may have died mid-CAR and left its temporary
             # file, up to a deal size, which nobody else would remove before a restart.
             await remove_orphan_temp_files(self.db, self.out_dir, self.worker_timeout)
-        files = await self.db[models.GENERATION_FILES].find(
-            {"generationId": {"$eq": self.id}}, {"cid": 0}, batch_size=10_000).sort("order", 1).to_list(None)
-        empty_dirs = [f["relativePath"] for f in files if f.get("directory")]
-        files = [f for f in files if not f.get("directory")]
-        root = self.job["path"]
-        entries = [PackEntry(os.path.join(root, f["relativePath"]), f["relativePath"], f["start"], f["end"],
-                             f["size"], f["mtime"], root) for f in files]
-        file_ids = [f["_id"] for f in files]
-        del files
-        deal_size = await self.deal_size()
+        entries, empty_dirs, file_ids = await chunk_entries(self.db, self.job)
+        deal_size, inline_chunk = await self.settings()
+        # An inline chunk's CAR is described, not written (shared/ipld/layout.py).
+        recorder = layoutlib.Recorder(entries) if inline_chunk else None
         watcher = asyncio.create_task(self.watch())
         try:
             result = await asyncio.to_thread(
                 pack_chunk, entries, self.out_dir, min_piece_size=deal_size, empty_dirs=empty_dirs,
                 should_stop=self.stop.is_set, temp_prefix=temp_prefix(self.worker_id),
-                collect_blocks=True, progress=self.progress.add, commp_threads=self.commp_threads)
+                collect_blocks=True, progress=self.progress.add, commp_threads=self.commp_threads, layout=recorder)
         except PackCancelled:
             log.info("generation %s stopped: paused, removed or reassigned", self.id)
             return
@@ -162,12 +158,14 @@ class GenerationRun:
             self.stop.set()
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        await self.save(result, file_ids)
+        await self.save(result, file_ids, recorder)
 
-    async def deal_size(self) -> int | None:
-        """Pieces of a dataset are padded to its deal size, unless the CAR outgrew it."""
-        scan = await self.db[models.SCANNING].find_one({"_id": self.job["preparationId"]}, {"dealSize": 1})
-        return scan["dealSize"] if scan else None
+    async def settings(self) -> tuple[int | None, bool]:
+        """The preparation's deal size (pieces are padded to it, unless the CAR outgrew it) and
+        whether it is inline."""
+        scan = await self.db[models.SCANNING].find_one({"_id": self.job["preparationId"]},
+                                                       {"dealSize": 1, "inline": 1})
+        return (scan["dealSize"], bool(scan.get("inline"))) if scan else (None, False)
 
     async def watch(self) -> None:
         while not self.stop.is_set():
@@ -187,8 +185,10 @@ class GenerationRun:
         await jobs.release(self.db, models.GENERATION, self.id, self.worker_id,
                            status=Status.ERROR.value, error=message, **fields)
 
-    async def save(self, result: PackResult, file_ids: list) -> None:
-        # The block index and file CIDs first: a chunk marked completed always has them.
+    async def save(self, result: PackResult, file_ids: list, recorder: layoutlib.Recorder | None = None) -> None:
+        # The block index, file CIDs and layout first: a chunk marked completed always has them.
+        if recorder is not None:
+            await inline.save_layout(self.db, self.job, result.data_cid, recorder.segments)
         blocks = self.db[models.CAR_BLOCKS]
         await blocks.delete_many({"generationId": self.id})
         base = {"generationId": self.id, "preparationId": self.job["preparationId"],
@@ -206,7 +206,9 @@ class GenerationRun:
         saved = await jobs.release(
             self.db, models.GENERATION, self.id, self.worker_id,
             status=Status.COMPLETED.value, dataCid=result.data_cid, pieceCid=result.piece_cid,
-            pieceSize=result.piece_size, carSize=result.car_size, carPath=result.car_path,
+            pieceSize=result.piece_size, carSize=result.car_size, carPath=result.car_path or None,
+            inline=recorder is not None, unservable=None,
+            layout=recorder.stats() if recorder is not None else None,
             bytesDone=self.job["size"], rate=self.progress.rate(), completedAt=models.now(), error=None)
         if saved:
             metrics.PACKED_CHUNKS.inc()
@@ -217,6 +219,19 @@ class GenerationRun:
         elif await self.db[models.GENERATION].find_one({"_id": self.id}, {"_id": 1}) is None:
             # Removed while we saved: nothing else will delete the block index we just wrote.
             await blocks.delete_many({"generationId": self.id})
+            await inline.delete_layout(self.db, self.id)
             log.info("generation %s was removed while it was being saved", self.id)
         else:
             log.info("generation %s finished after it was taken from us; the CAR stays valid", self.id)
+
+
+async def chunk_entries(db: AsyncDatabase, job: dict) -> tuple[list[PackEntry], list[str], list]:
+    """A chunk's pack entries in order, its empty directories, and the GenerationFile id of each entry."""
+    files = await db[models.GENERATION_FILES].find(
+        {"generationId": {"$eq": job["_id"]}}, {"cid": 0}, batch_size=10_000).sort("order", 1).to_list(None)
+    empty_dirs = [f["relativePath"] for f in files if f.get("directory")]
+    files = [f for f in files if not f.get("directory")]
+    root = job["path"]
+    entries = [PackEntry(os.path.join(root, f["relativePath"]), f["relativePath"], f["start"], f["end"],
+                         f["size"], f["mtime"], root) for f in files]
+    return entries, empty_dirs, [f["_id"] for f in files]

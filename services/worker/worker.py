@@ -1,5 +1,6 @@
 """The preparation worker: registers with a uuid, reports health, and runs `parallelism` slots that
-each claim one job at a time (scanning first, then CAR generation)."""
+each claim one job at a time (scanning first, then CAR generation, then conversions between CAR
+files and inline chunks)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ from typing import Awaitable, Callable
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from services.worker import generation, rescan
+from services.worker import conversion, generation, rescan
 from shared import database, jobs, models
 from shared.config import Config
 from shared.models import Status
@@ -23,7 +24,8 @@ Handler = Callable[[AsyncDatabase, dict, str], Awaitable[None]]
 
 def job_handlers(config: Config) -> list[tuple[str, Handler]]:
     """(collection, handler) in the order a free slot looks for work."""
-    return [(models.SCANNING, rescan.handler(config)), (models.GENERATION, generation.handler(config))]
+    return [(models.SCANNING, rescan.handler(config)), (models.GENERATION, generation.handler(config)),
+            (models.CONVERSIONS, conversion.handler(config))]
 
 
 class Worker:

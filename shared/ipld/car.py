@@ -195,9 +195,12 @@ class CarWriter:
     filesystem supports it (`direct_bytes` tells how much went out that way). Bytes reach the file only
     in whole buffers and at finish(); errors from the writer thread surface from a later put()
     or from finish(). A staged writer that is abandoned must be close()d before its fd is.
+
+    With fd None nothing is written: the sink still sees every byte (an inline preparation, whose
+    CAR is only ever assembled from its layout, computes the same CIDs and commP this way).
     """
 
-    def __init__(self, fd: int, sink: Callable[[list], None] | None = None, *, staged: bool = False,
+    def __init__(self, fd: int | None, sink: Callable[[list], None] | None = None, *, staged: bool = False,
                  direct: bool = True, stage_size: int = STAGE_SIZE, stages: int = STAGES):
         self._fd = fd
         self._sink = sink
@@ -219,6 +222,8 @@ class CarWriter:
             for p in parts:
                 self._stage.write(p)
                 total += len(p)
+        elif self._fd is None:
+            total = sum(len(p) for p in parts)
         else:
             total = sum(len(p) for p in parts)
             written = os.writev(self._fd, parts)
@@ -258,7 +263,8 @@ class CarWriter:
             finally:
                 stage.abort()
                 self._direct_bytes = stage.direct_bytes
-        os.pwrite(self._fd, real, 0)
+        if self._fd is not None:
+            os.pwrite(self._fd, real, 0)
         return real
 
     def close(self) -> None:

@@ -60,16 +60,18 @@ def _tree(entries: list[PackEntry], empty_dirs: Iterable[str] = ()) -> dict:
 
 def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool, payload: int,
          build: Callable[[Packer], Link], chunk_size: int, progress=None,
-         min_piece_size: int | None = None, temp_prefix: str = ".pack-", commp_threads: int = 1
-         ) -> tuple[Link, PackResult]:
+         min_piece_size: int | None = None, temp_prefix: str = ".pack-", commp_threads: int = 1,
+         layout=None) -> tuple[Link, PackResult]:
     if piece_size is not None:
         check_piece_size(piece_size)
         if math.ceil(payload * _FR32) > piece_size:
             raise ValueError(f"{payload} bytes of data cannot fit a {piece_size}-byte piece")
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=temp_prefix, suffix=".car.tmp")
+    # Inline: nothing is written, the layout recorder is fed instead (see shared/ipld/layout.py).
+    fd, tmp = (None, None) if layout is not None else tempfile.mkstemp(dir=out_dir, prefix=temp_prefix,
+                                                                       suffix=".car.tmp")
     packer = None
     try:
-        packer = Packer(fd, chunk_size, should_stop, collect_blocks, progress, commp_threads)
+        packer = Packer(fd, chunk_size, should_stop, collect_blocks, progress, commp_threads, layout)
         try:
             root = build(packer)
         finally:
@@ -79,11 +81,14 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
         if piece_size is None and min_piece_size and padded_size(packer.car.size) <= min_piece_size:
             piece_size = min_piece_size
         piece = packer.commp.hasher.digest(replace_prefix=real_header, piece_size=piece_size)
+        data_cid = cidlib.to_str(root.cid)
+        if layout is not None:
+            layout.finish(real_header, packer.car.size)
+            return root, PackResult(data_cid, piece.cid, piece.padded_size, packer.car.size, "", [], packer.blocks)
         os.fchmod(fd, 0o644)  # mkstemp makes it 0600; a CAR is published data, served by other users too
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        data_cid = cidlib.to_str(root.cid)
         car_path = os.path.join(out_dir, data_cid + ".car")
         os.replace(tmp, car_path)
         _fsync_dir(out_dir)
@@ -97,10 +102,11 @@ def _run(out_dir: str, piece_size: int | None, should_stop, collect_blocks: bool
                 packer.commp.close()
             except BaseException:
                 pass  # the original error is the one worth reporting
-        if fd >= 0:
+        if fd is not None and fd >= 0:
             os.close(fd)
         try:
-            os.unlink(tmp)
+            if tmp is not None:
+                os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
@@ -118,9 +124,12 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
                should_stop: Callable[[], bool] | None = None, collect_blocks: bool = False,
                chunk_size: int = unixfs.CHUNK_SIZE, progress: Callable[[int], None] | None = None,
                min_piece_size: int | None = None, empty_dirs: Iterable[str] = (),
-               temp_prefix: str = ".pack-", commp_threads: int = 1) -> PackResult:
+               temp_prefix: str = ".pack-", commp_threads: int = 1, layout=None) -> PackResult:
     """CAR of a directory holding every entry at its relative path, and the empty directories
     named in empty_dirs; see PackResult (entry_cids are those of the entries).
+
+    With `layout` (a shared.ipld.layout.Recorder of the same entries) nothing is written: the
+    results are those of the CAR, whose bytes the recorder describes (car_path is "").
 
     piece_size pads commP to that size (an error if the CAR needs more); min_piece_size pads to
     it when the CAR fits and otherwise keeps the CAR's own piece size.
@@ -139,7 +148,7 @@ def pack_chunk(entries: Iterable[Any], out_dir: str, *, piece_size: int | None =
     payload = sum(e.end - e.start for e in items)
     _, result = _run(out_dir, piece_size, should_stop, collect_blocks, payload,
                      lambda p: p.directory(tree, cids, spans), chunk_size, progress, min_piece_size, temp_prefix,
-                     commp_threads)
+                     commp_threads, layout)
     result.entry_cids = [cidlib.to_str(cids[i]) for i in range(len(items))]
     if collect_blocks:
         result.entry_spans = [spans[i] for i in range(len(items))]

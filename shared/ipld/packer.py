@@ -119,8 +119,8 @@ class CommPThread:
 
 
 class Packer:
-    def __init__(self, fd: int, chunk_size: int, should_stop, collect_blocks: bool, progress=None,
-                 commp_threads: int = 1):
+    def __init__(self, fd: int | None, chunk_size: int, should_stop, collect_blocks: bool, progress=None,
+                 commp_threads: int = 1, layout=None):
         self.chunk_size = chunk_size
         self.dirs = SourceDirs()
         self.should_stop = should_stop
@@ -130,12 +130,19 @@ class Packer:
         # first frame's start to the last one's end), so the dataset index needs no CAR read.
         self.frames: dict[bytes, tuple[int, int]] | None = {} if collect_blocks else None
         self.span: tuple | None = None  # of the entry being packed: () until its first block
+        # Inline (a layout recorder, no fd): the CAR's bytes are described, not written. The
+        # entry being packed and, just before a raw leaf read from it is emitted, where it was read.
+        self.layout = layout
+        self.entry_index = 0
+        self.leaf: tuple[int, int] | None = None
         self.commp = CommPThread(chunk_size, commp_threads)
         try:
-            self.car = CarWriter(fd, sink=self.commp.feed, staged=True)
+            self.car = CarWriter(fd, sink=self.commp.feed, staged=fd is not None)
         except BaseException:
             self.commp.close()
             raise
+        if layout is not None:
+            layout.literal(self.car.placeholder)
 
     def emit(self, cid: bytes, data) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -151,6 +158,10 @@ class Packer:
                 self.span = frame if not self.span else (min(self.span[0], frame[0]), max(self.span[1], frame[1]))
         if offset is not None and self.blocks is not None:
             self.blocks.append((cidlib.to_str(cid), offset, len(data)))
+        if self.layout is not None:
+            if offset is not None:
+                self.layout.block(offset, cid, data, self.leaf)
+            self.leaf = None
 
     def small_file(self, e: PackEntry) -> Link:
         """A range of one block at most: one read into a block of its own, no buffer from the pool."""
@@ -163,6 +174,7 @@ class Packer:
         finally:
             os.close(fd)
         cid = cidlib.raw(data)
+        self.leaf = (self.entry_index, e.start)
         self.emit(cid, data)
         if self.progress is not None:
             self.progress(len(data))
@@ -186,6 +198,7 @@ class Packer:
                         n = read_full(e, f, memoryview(buf)[:want])
                         if n < want:
                             raise SourceChanged(e.path, "shorter than at scan time")
+                        self.leaf = (self.entry_index, e.end - remaining)
                         builder.add_chunk(memoryview(buf)[:n])
                         if self.progress is not None:
                             self.progress(n)
@@ -224,6 +237,7 @@ class Packer:
 
     def one_file(self, child: tuple[int, PackEntry], cids: dict, spans: dict | None) -> Link:
         self.span = () if self.frames is not None else None
+        self.entry_index = child[0]
         link = self.file(child[1])
         cids[child[0]] = link.cid
         if spans is not None and self.span is not None:
@@ -267,6 +281,12 @@ class Packer:
         data = 0
         for (name, index, e), cid, pos in zip(run[:done], block_cids, positions):
             want = e.end - e.start
+            if self.layout is not None and pos >= 0:  # written by this call: its frame ends at the data
+                data_end = base + pos + ((cidlib.CID_LEN + want).bit_length() + 6) // 7 + cidlib.CID_LEN + want
+                if want:
+                    self.layout.reference(data_end - want, cid, want, (index, e.start))
+                else:
+                    self.layout.block(data_end, cid, b"", None)
             if self.frames is not None:
                 if pos >= 0:
                     end = base + pos + ((cidlib.CID_LEN + want).bit_length() + 6) // 7 + cidlib.CID_LEN + want

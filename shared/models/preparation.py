@@ -82,7 +82,7 @@ def preparation_name_problem(name: str) -> str | None:
     return None
 
 
-def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_size: int) -> dict:
+def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_size: int, inline: bool = False) -> dict:
     return {
         "_id": new_id(),
         "name": name,
@@ -102,6 +102,7 @@ def scanning_request(name: str, path: str, deal_size: int, min_size: int, max_si
         "scannedFiles": 0,
         "scannedBytes": 0,
         "indexCid": None,
+        "inline": inline,  # no CAR files: chunks are served from their layout (absent: false)
     }
 
 
@@ -150,3 +151,24 @@ INDEXES += [
 
 # GET /preparations/history groups completed chunks by their completion time.
 INDEXES += [(GENERATION, [("status", 1), ("completedAt", 1)], {})]
+
+# --- Inline preparations (a preparation with `inline: true` writes no CAR) ---
+# The layout of a chunk whose CAR is not on disk (`inline: true` on its GenerationRequest), from
+# which the hosting service assembles the CAR's bytes: one document per segment
+# {generationId, preparationId, dataCid, seq, start, end, files: [[relativePath, size, mtime]],
+# records: bytes} (shared/ipld/layout.py). A chunk that can no longer be served from it (a source
+# file changed or vanished) has `unservable: {file, reason, status, at}`.
+CAR_LAYOUTS = "CarLayout"
+# Jobs converting a completed chunk between a CAR file and its layout (services/worker/conversion.py):
+# {preparationId, generationId, index, action: "materialize" | "prune", minActive, status, workerId, error}.
+CONVERSIONS = "ChunkConversion"
+JOB_COLLECTIONS = JOB_COLLECTIONS + (CONVERSIONS,)
+OWNED_BY_PREPARATION = OWNED_BY_PREPARATION + (CAR_LAYOUTS, CONVERSIONS)
+
+INDEXES += [
+    (CAR_LAYOUTS, [("generationId", 1), ("start", 1)], {}),
+    (CAR_LAYOUTS, [("preparationId", 1)], {}),
+    (CONVERSIONS, [("status", 1), ("workerId", 1)], {}),
+    (CONVERSIONS, [("preparationId", 1)], {}),
+    (CONVERSIONS, [("generationId", 1)], {}),
+]

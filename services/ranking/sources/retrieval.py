@@ -9,6 +9,7 @@ zeros). A provider serving the wrong bytes, a 404 or a short body scores lower, 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import statistics
 import time
@@ -19,8 +20,10 @@ import aiohttp
 
 from services.ranking import pieces
 from services.ranking.sources.base import Round, Source
-from shared import models
+from shared import chunkdata, models
 from shared.metric_catalog import METRICS
+
+log = logging.getLogger(__name__)
 
 
 class Retrieval(Source):
@@ -55,7 +58,8 @@ class Retrieval(Source):
                                          for _, endpoint, piece in plan))
         by_provider: dict[str, list[tuple[float | None, str | None]]] = defaultdict(list)
         for (provider, _, _), result in zip(plan, results):
-            by_provider[provider].append(result)
+            if result is not None:  # None: our own copy could not be read, nothing to compare with
+                by_provider[provider].append(result)
         out = {}
         for provider, outcomes in by_provider.items():
             good = [ttfb for ttfb, error in outcomes if error is None]
@@ -69,13 +73,18 @@ class Retrieval(Source):
         return out
 
     async def _probe(self, session: aiohttp.ClientSession, endpoint: str, piece: "pieces.LocalPiece",
-                     settings) -> tuple[float | None, str | None]:
-        """(time to first byte in ms, None) when the bytes match; (None, what went wrong) otherwise."""
+                     settings) -> tuple[float | None, str | None] | None:
+        """(time to first byte in ms, None) when the bytes match; (None, what went wrong) otherwise;
+        None when our own copy (an inline chunk whose source changed) cannot be read."""
         length = min(settings.probe_bytes, piece.size)
         start = self.random.randrange(0, piece.size - length + 1) if length else 0
         end = start + length  # exclusive
         where = f"piece {piece.piece_cid} range {start}-{end - 1}"
-        expected = await asyncio.get_running_loop().run_in_executor(None, pieces.read, piece, start, end)
+        try:
+            expected = await pieces.read(piece, start, end)
+        except (chunkdata.Unservable, OSError, LookupError) as exc:
+            log.warning("retrieval probe: our copy of %s is unreadable: %s", where, exc)
+            return None
         url = f"{endpoint.rstrip('/')}/piece/{piece.piece_cid}"
         began = time.monotonic()
         try:
