@@ -185,6 +185,8 @@ def show_status(result: dict) -> None:
     result = dict(result, scanned=f"{result['scannedFiles']} files, {human(result['scannedBytes'])}")
     result["chunks"] = (f"{result['generationCompleted']} completed, {result['generationInprogress']} in progress, "
                         f"{result['generationFailed']} failed, {result['generationTotal']} total")
+    if result.get("generationUnservable"):
+        result["chunks"] += f"; {result['generationUnservable']} unservable (source changed: prep resume rebuilds them)"
     result["bytesDone"] = human(result.get("bytesDone"))
     if result.get("dnslink"):
         result["dnslink"] = f'_dnslink.<your domain> TXT "{result["dnslink"]}"'

@@ -25,6 +25,8 @@ def status_of(index: int) -> dict:
     two waiting ones being packed (chunks being packed are as many as worker slots, not more)."""
     if index in (2, 3):
         return {"status": "active", "workerId": "w1", "bytesDone": 5, "rate": 7}
+    if index % 8 == 4:  # completed, then refused by the hosting service: a changed source file
+        return {"status": "completed", "unservable": {"file": "f", "reason": "changed", "status": 409, "at": 1.0}}
     return [{"status": "completed"}, {"status": "error", "error": "x"}, {"status": "active"}, {"status": "active"}][index % 4]
 
 
@@ -56,7 +58,8 @@ def expected_counts(chunk_count: int) -> dict:
     completed = sum(1 for k in kinds if k["status"] == "completed")
     return {"generationTotal": chunk_count, "generationCompleted": completed,
             "generationFailed": sum(1 for k in kinds if k["status"] == "error"),
-            "generationInprogress": building, "bytesDone": completed * 100 + building * 5, "rate": building * 7}
+            "generationInprogress": building, "bytesDone": completed * 100 + building * 5, "rate": building * 7,
+            "generationUnservable": sum(1 for k in kinds if k.get("unservable"))}
 
 
 @pytest.fixture
@@ -91,7 +94,7 @@ async def test_list_pages_cost_the_same_few_commands_whatever_the_count(big_api,
     for i, item in enumerate(page["preparations"]):
         assert {k: item[k] for k in expected_counts(2)} == expected_counts(2 + i % 3), i
         assert (item["errorCount"], item["skippedCount"]) == (1, 2)
-    assert len(commands) <= 8, commands  # the page, its total, 4 chunk and 2 problem counts
+    assert len(commands) <= 9, commands  # the page, its total, 5 chunk and 2 problem counts
     assert "count" not in commands  # count_documents scans the collection on the embedded server
 
     # The last page holds the big preparation: its 10,000 chunks cost no extra command.
@@ -129,7 +132,7 @@ async def test_details_of_a_big_preparation_page_its_chunks(big_api):
     assert [c["index"] for c in middle["generationRequests"]] == list(range(5000, 5007))
     assert [c["status"] for c in middle["generationRequests"]] == [status_of(i)["status"] for i in range(5000, 5007)]
     _, small_commands = await commands_for(api, listener, f"/preparation/{small[0]['_id']}")
-    assert sorted(small_commands) == sorted(commands) and len(commands) <= 9, commands
+    assert sorted(small_commands) == sorted(commands) and len(commands) <= 10, commands
     assert "count" not in commands
 
 

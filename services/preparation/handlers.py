@@ -51,11 +51,13 @@ async def set_state(db: AsyncDatabase, preparation_id: str, state: str) -> dict:
     await db[models.SCANNING].update_one(
         {"_id": preparation_id, "status": {"$in": resumable}},
         {"$set": {"status": after.value, "workerId": None, "error": None}})
-    # A chunk that failed on changed files would fail again as it is: the worker refreshes it first
-    # (services/worker/refresh.py), as part of a rescan job that walks nothing else.
-    changed = state == "active" and await db[models.GENERATION].find_one(
+    # A chunk that failed on changed files would fail again as it is, and an inline one refused as
+    # unservable stays refused: the worker refreshes them first (services/worker/refresh.py), as
+    # part of a rescan job that walks nothing else.
+    changed = state == "active" and (await db[models.GENERATION].find_one(
         {"preparationId": {"$eq": preparation_id}, "status": {"$eq": Status.ERROR.value},
-         "sourceChanged": {"$eq": True}}, {"_id": 1})
+         "sourceChanged": {"$eq": True}}, {"_id": 1}) or await db[models.GENERATION].find_one(
+        models.unservable_to_refresh(preparation_id), {"_id": 1}))
     await db[models.GENERATION].update_many(
         {"preparationId": preparation_id, "status": {"$in": resumable}, "sourceChanged": {"$ne": True}},
         {"$set": {"status": after.value, "workerId": None, "error": None}})

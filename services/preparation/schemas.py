@@ -49,6 +49,8 @@ SUMMARY = record({
     "inline": Bool("no CAR files: pieces are assembled from the dataset's files"),
     "generationCompleted": Int(), "generationInprogress": Int(), "generationFailed": Int(),
     "generationTotal": Int(), "bytesDone": Int(), "rate": Int("bytes per second being packed"),
+    "generationUnservable": Int("completed inline chunks refused because a source file changed or vanished, "
+                                "which `prep resume` rebuilds"),
 }, name="PreparationSummary")
 
 CHUNK = record({

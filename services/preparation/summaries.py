@@ -45,12 +45,14 @@ async def _building(db: AsyncDatabase, ids: list[str]) -> list[dict]:
 
 
 async def chunk_stats(db: AsyncDatabase, ids: list[str]) -> dict[str, dict]:
-    """Per preparation: chunk counts by state, bytes of completed chunks, and the progress of the
-    chunks being built."""
-    total, completed, failed, building = await asyncio.gather(
+    """Per preparation: chunk counts by state, bytes of completed chunks, the progress of the
+    chunks being built, and the unservable chunks a resume would rebuild."""
+    unservable = {k: v for k, v in models.unservable_to_refresh("").items() if k != "preparationId"}
+    total, completed, failed, refused, building = await asyncio.gather(
         _per_preparation(db, models.GENERATION, {}, ids),
         _per_preparation(db, models.GENERATION, {"status": {"$eq": Status.COMPLETED.value}}, ids, "size"),
         _per_preparation(db, models.GENERATION, {"status": {"$eq": Status.ERROR.value}}, ids),
+        _per_preparation(db, models.GENERATION, unservable, ids),
         _building(db, ids))
     stats = {}
     for preparation_id in ids:
@@ -60,6 +62,7 @@ async def chunk_stats(db: AsyncDatabase, ids: list[str]) -> dict[str, dict]:
             "generationInprogress": 0,
             "generationFailed": failed.get(preparation_id, {}).get("count", 0),
             "generationTotal": total.get(preparation_id, {}).get("count", 0),
+            "generationUnservable": refused.get(preparation_id, {}).get("count", 0),
             "bytesDone": done.get("sum") or 0,  # a sum over no values is null on the embedded server
             "rate": 0,
         }
@@ -84,7 +87,7 @@ async def problem_counts(db: AsyncDatabase, ids: list[str]) -> dict[str, dict]:
 
 
 async def summaries(db: AsyncDatabase, scans: list[dict]) -> list[dict]:
-    """The summaries of a page of preparations, in the given order: six queries in all."""
+    """The summaries of a page of preparations, in the given order: seven queries in all."""
     if not scans:
         return []
     ids = [scan["_id"] for scan in scans]

@@ -1,4 +1,5 @@
-"""Chunks that failed because their files changed after the scan (`sourceChanged`), refreshed by
+"""Chunks that failed because their files changed after the scan (`sourceChanged`), and completed
+inline chunks the hosting service found unservable for the same reason (`unservable`), refreshed by
 the rescan job (services/worker/rescan.py) when the preparation is resumed.
 
 Each file of such a chunk is looked at again (size and mtime, no hashing). A chunk without live
@@ -7,7 +8,10 @@ much of it as the chunk has room for, the rest going into a new chunk at the end
 the chunk holds only a range of, and one that is no longer the newest version of its path, leaves
 the chunk and its new version goes into new chunks whole; a vanished one leaves it with a
 tombstone. A chunk with live deals (proposed, published, active) is never rebuilt: its piece is
-what the providers store, so the new versions of its changed files go into new chunks.
+what the providers store, so the new versions of its changed files go into new chunks (an
+unservable one stays unservable, marked `unservable.replacedAt` so later resumes leave it alone).
+An unservable chunk keeps its named refusal until it is made claimable again; its old layout goes
+then, and generation writes the new one.
 
 Every step can be run again after a kill: what is placed is decided from the stored versions (a
 version already placed is not placed twice), and the chunk's documents are dropped, and the chunk
@@ -21,6 +25,7 @@ import stat
 
 from pymongo import ReplaceOne
 
+from services.worker import inline
 from services.worker.chunker import Chunker
 from services.worker.compare import newest_of_paths, to_place
 from services.worker.walk import File
@@ -32,10 +37,12 @@ BATCH = 5000
 
 
 async def refresh_failed(run) -> None:
-    """Refresh every chunk of run's preparation that failed on changed files."""
-    chunks = await run.db[models.GENERATION].find(
+    """Refresh every chunk of run's preparation that failed on changed files, or was found unservable."""
+    failed = await run.db[models.GENERATION].find(
         {"preparationId": {"$eq": run.id}, "status": {"$eq": Status.ERROR.value},
-         "sourceChanged": {"$eq": True}}).sort("index", 1).to_list(None)
+         "sourceChanged": {"$eq": True}}).to_list(None)
+    unservable = await run.db[models.GENERATION].find(models.unservable_to_refresh(run.id)).to_list(None)
+    chunks = sorted(failed + unservable, key=lambda c: c["index"])
     if not chunks:
         return
     pieces = [c["pieceCid"] for c in chunks if c.get("pieceCid")]
@@ -130,17 +137,26 @@ async def refresh_chunk(run, chunk: dict, has_deals: bool) -> None:
         await run.add(file, start)
     size = sum(updates.get(d["_id"], d)["end"] - d["start"] for d in docs if d["_id"] not in drops)
 
+    unservable = chunk["status"] == Status.COMPLETED.value
+
     async def settle() -> None:
         for i in range(0, len(drops), BATCH):
             await db[models.GENERATION_FILES].delete_many({"_id": {"$in": drops[i:i + BATCH]}})
         if has_deals:
             # Its piece stays what the providers hold; the new versions are in later chunks.
             fields = {"status": Status.COMPLETED.value if chunk.get("dataCid") else Status.ERROR.value, "error": None}
+            if unservable:
+                # Back as scanned (a file put back): servable again; else refused as before, for good.
+                fields.update({"unservable": None} if not changed else {"unservable.replacedAt": models.now()})
         else:
             fields = {"status": Status.ACTIVE.value, "error": None, "fileCount": len(docs) - len(drops), "size": size,
                       "bytesDone": 0}
-        await db[models.GENERATION].update_one({"_id": chunk["_id"], "status": Status.ERROR.value},
-                                               {"$set": {**fields, "workerId": None, "sourceChanged": False}})
+        done = await db[models.GENERATION].update_one({"_id": chunk["_id"], "status": chunk["status"]},
+                                                      {"$set": {**fields, "workerId": None, "sourceChanged": False}})
+        if unservable and not has_deals and done.matched_count:
+            # Claimable now, so no longer served: the layout of its old CAR goes (generation's
+            # save_layout would replace it too, but a chunk that is never rebuilt would keep it).
+            await inline.delete_layout(db, chunk["_id"])
 
     run.after_close.append(settle)
     run.counts["refreshed"] += 1

@@ -157,8 +157,18 @@ INDEXES += [(GENERATION, [("status", 1), ("completedAt", 1)], {})]
 # which the hosting service assembles the CAR's bytes: one document per segment
 # {generationId, preparationId, dataCid, seq, start, end, files: [[relativePath, size, mtime]],
 # records: bytes} (shared/ipld/layout.py). A chunk that can no longer be served from it (a source
-# file changed or vanished) has `unservable: {file, reason, status, at}`.
+# file changed or vanished) has `unservable: {file, reason, status, at}`; resuming the preparation
+# rebuilds it (services/worker/refresh.py), unless it has live deals: then the new versions of its
+# files go into new chunks and `unservable.replacedAt` says so, the chunk staying as it is.
 CAR_LAYOUTS = "CarLayout"
+
+
+def unservable_to_refresh(preparation_id: str) -> dict:
+    """The completed chunks of a preparation found unservable that a resume has not dealt with yet."""
+    return {"preparationId": {"$eq": preparation_id}, "status": {"$eq": Status.COMPLETED.value},
+            "unservable.file": {"$gt": ""}, "unservable.replacedAt": None}
+
+
 # Jobs converting a completed chunk between a CAR file and its layout (services/worker/conversion.py):
 # {preparationId, generationId, index, action: "materialize" | "prune", minActive, status, workerId, error}.
 CONVERSIONS = "ChunkConversion"
