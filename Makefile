@@ -9,7 +9,7 @@ DATASET ?= sample/dataset
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard shared/ipld/*.c)
+$(STAMP): pyproject.toml setup.py $(wildcard shared/ipld/*.c shared/ipld/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

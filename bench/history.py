@@ -15,91 +15,78 @@ import sys
 import time
 from pathlib import Path
 
+from common import best_of, connect, embedded
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.dealmaking import history  # noqa: E402
 from services.preparation import handlers as preparation  # noqa: E402
-from shared import database, models, timeline  # noqa: E402
-from shared.embedded import EmbeddedDatabase  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from shared import models, timeline  # noqa: E402
 
 DAY = 86_400
 LIFECYCLES = [["sending", "proposed", "published", "active"], ["sending", "rejected"],
               ["sending", "proposed", "proposal_expired"], ["sending", "proposed", "published", "active", "expired"]]
 
 
-async def timed(label: str, fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        await fn()
-        best = min(best, time.perf_counter() - start)
-    print(f"{label:<56} {best * 1000:9.1f} ms")
-    return best
-
-
 async def main(deals: int, chunks: int) -> None:
-    server = EmbeddedDatabase(path="memory", port=free_port()).start()
-    client = database.client(f"{server.url}/bench")
-    db = client["bench"]
     rng = random.Random(1)
     until = int(time.time())
     since = until - 30 * DAY
-    try:
-        await database.ensure_indexes(db)
-        docs = []
-        for i in range(deals):
-            deal = {"_id": f"{i:08d}", "provider": f"f0{1000 + i % 20}", "pieceCid": "baga", "client": "f1x",
-                    "dealId": i}
-            at = since - 5 * DAY + rng.random() * 30 * DAY
-            previous = None
-            for state in rng.choice(LIFECYCLES):
-                docs.append(models.deal_transition(deal, models.state_change(previous, state, at=at)))
-                previous, at = state, at + rng.random() * 3 * DAY
-        for start in range(0, len(docs), 5000):
-            await db[models.DEAL_TRANSITION].insert_many(docs[start:start + 5000])
-        scan = models.scanning_request("bench", "/data", 1 << 35, 1 << 34, 1 << 35)
-        for start in range(0, chunks, 5000):
-            batch = [models.generation_request(scan, i, 10, 1 << 30) for i in range(start, min(chunks, start + 5000))]
-            for doc in batch:
-                doc.update(status="completed", carSize=(1 << 30) + 4096, completedAt=since + rng.random() * 30 * DAY)
-            await db[models.GENERATION].insert_many(batch)
-        print(f"{deals} deals, {len(docs)} transitions, {chunks} chunks on nx-27017")
+    with embedded() as server:
+        async with connect(f"{server.url}/bench") as db:
+            docs = []
+            for i in range(deals):
+                deal = {"_id": f"{i:08d}", "provider": f"f0{1000 + i % 20}", "pieceCid": "baga", "client": "f1x",
+                        "dealId": i}
+                at = since - 5 * DAY + rng.random() * 30 * DAY
+                previous = None
+                for state in rng.choice(LIFECYCLES):
+                    docs.append(models.deal_transition(deal, models.state_change(previous, state, at=at)))
+                    previous, at = state, at + rng.random() * 3 * DAY
+            for start in range(0, len(docs), 5000):
+                await db[models.DEAL_TRANSITION].insert_many(docs[start:start + 5000])
+            scan = models.scanning_request("bench", "/data", 1 << 35, 1 << 34, 1 << 35)
+            for start in range(0, chunks, 5000):
+                indexes = range(start, min(chunks, start + 5000))
+                batch = [models.generation_request(scan, i, 10, 1 << 30) for i in indexes]
+                for doc in batch:
+                    doc.update(status="completed", carSize=(1 << 30) + 4096,
+                               completedAt=since + rng.random() * 30 * DAY)
+                await db[models.GENERATION].insert_many(batch)
+            print(f"{deals} deals, {len(docs)} transitions, {chunks} chunks on nx-27017")
 
-        async def replayed():
-            window = timeline.window(since, until, DAY)
-            rows = await db[models.DEAL_TRANSITION].find({}, {"from": 1, "to": 1, "time": 1}).to_list(None)
-            rows.sort(key=lambda r: r["time"])
-            counts: dict = {}
-            points, i = [], 0
-            for number in range(window.count):
-                end = window.end(number)
-                while i < len(rows) and rows[i]["time"] < end:
-                    if rows[i]["from"]:
-                        counts[rows[i]["from"]] -= 1
-                    counts[rows[i]["to"]] = counts.get(rows[i]["to"], 0) + 1
-                    i += 1
-                points.append(dict(counts))
-            return points
+            async def replayed():
+                window = timeline.window(since, until, DAY)
+                rows = await db[models.DEAL_TRANSITION].find({}, {"from": 1, "to": 1, "time": 1}).to_list(None)
+                rows.sort(key=lambda r: r["time"])
+                counts: dict = {}
+                points, i = [], 0
+                for number in range(window.count):
+                    end = window.end(number)
+                    while i < len(rows) and rows[i]["time"] < end:
+                        if rows[i]["from"]:
+                            counts[rows[i]["from"]] -= 1
+                        counts[rows[i]["to"]] = counts.get(rows[i]["to"], 0) + 1
+                        i += 1
+                    points.append(dict(counts))
+                return points
 
-        baseline = await timed("baseline: read every transition, replay in Python", replayed)
-        daily = await timed("deal history, 30 daily buckets (two $group, $push)",
-                            lambda: history.states_over_time(db, timeline.window(since, until, DAY), None))
-        await timed("deal history, 1,000 buckets",
-                    lambda: history.states_over_time(db, timeline.window(until - 1000 * 2592, until, 2592), None))
-        await timed("deal history of one provider, 30 daily buckets",
-                    lambda: history.states_over_time(db, timeline.window(since, until, DAY), "f01001"))
-        await timed("bytes prepared, 30 daily buckets ($bucket)",
-                    lambda: preparation.prepared_history(db, None, since, until, DAY))
-        await timed("bytes prepared, 1,000 buckets",
-                    lambda: preparation.prepared_history(db, None, until - 1000 * 2592, until, 2592))
-        same = (await history.states_over_time(db, timeline.window(since, until, DAY), None))["points"][-1]["counts"]
-        replay = (await replayed())[-1]
-        assert {k: v for k, v in same.items() if v} == {k: v for k, v in replay.items() if v}, (same, replay)
-        print(f"aggregation vs replay: {baseline / daily:.1f}x faster (same counts)")
-    finally:
-        await client.close()
-        server.stop()
+            baseline = await best_of("baseline: read every transition, replay in Python", replayed)
+            daily = await best_of("deal history, 30 daily buckets (two $group, $push)",
+                                lambda: history.states_over_time(db, timeline.window(since, until, DAY), None))
+            await best_of("deal history, 1,000 buckets",
+                        lambda: history.states_over_time(db, timeline.window(until - 1000 * 2592, until, 2592), None))
+            await best_of("deal history of one provider, 30 daily buckets",
+                        lambda: history.states_over_time(db, timeline.window(since, until, DAY), "f01001"))
+            await best_of("bytes prepared, 30 daily buckets ($bucket)",
+                        lambda: preparation.prepared_history(db, None, since, until, DAY))
+            await best_of("bytes prepared, 1,000 buckets",
+                        lambda: preparation.prepared_history(db, None, until - 1000 * 2592, until, 2592))
+            whole = await history.states_over_time(db, timeline.window(since, until, DAY), None)
+            same = whole["points"][-1]["counts"]
+            replay = (await replayed())[-1]
+            assert {k: v for k, v in same.items() if v} == {k: v for k, v in replay.items() if v}, (same, replay)
+            print(f"aggregation vs replay: {baseline / daily:.1f}x faster (same counts)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import time
 
-from common import connect, embedded
+from common import best_of, connect, embedded
 
 from services.preparation import status as suite_status  # noqa: E402
 from shared import config as config_module  # noqa: E402
@@ -20,15 +20,6 @@ from shared import metrics, models, stats  # noqa: E402
 
 STATES = [s.value for s in models.Status if s != models.Status.REMOVED]
 
-
-async def timed(label: str, fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        await fn()
-        best = min(best, time.perf_counter() - start)
-    print(f"{label:<48} {best * 1000:9.1f} ms")
-    return best
 
 
 async def main(chunks: int, deals: int) -> None:
@@ -57,14 +48,14 @@ async def measure(db, chunks: int, deals: int) -> None:
             await db[models.GENERATION].count_documents({"status": state})
         for state in deal_states:
             await db[models.DEAL_STATE].count_documents({"state": state})
-    baseline = await timed("baseline: count_documents per state", per_state)
-    grouped = await timed("state gauges: one $group per collection", lambda: stats.state_counts(db))
+    baseline = await best_of("baseline: count_documents per state", per_state)
+    grouped = await best_of("state gauges: one $group per collection", lambda: stats.state_counts(db))
     async def summed():
         await (await db[models.GENERATION].aggregate(
             [{"$group": {"_id": "$status", "n": {"$sum": 1}, "bytes": {"$sum": "$size"}}}])).to_list(None)
-    await timed("(not used) chunks: $group with a $sum of size", summed)
-    await timed("full /metrics state families", lambda: metrics.state_families(db))
-    await timed("GET /status body", lambda: suite_status.collect(db, config))
+    await best_of("(not used) chunks: $group with a $sum of size", summed)
+    await best_of("full /metrics state families", lambda: metrics.state_families(db))
+    await best_of("GET /status body", lambda: suite_status.collect(db, config))
     print(f"$group vs count_documents: {baseline / grouped:.1f}x faster")
 
 

@@ -1,6 +1,7 @@
 """Running `singularity` as real processes against the test database."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -126,3 +127,16 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"{what}: not within {timeout}s")
+
+
+async def cli_against(service: str, api, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """`singularity ARGS` as a process whose config points `connection.<service>` at the aiohttp
+    test server `api`: its exit code, stdout and stderr."""
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[connection]\n{service} = "{str(api.make_url("")).rstrip("/")}"\n'
+                      '[database]\nenabled = false\n')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from cli.main import main; main()", "--config", str(config), *args,
+        cwd=str(Path(__file__).parents[1]), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await process.communicate()
+    return process.returncode, stdout.decode(), stderr.decode()

@@ -1,18 +1,15 @@
 """GET /preparations/history: the bytes, CAR bytes, chunks and files packed per bucket, by the chunks'
 completion times (from real packing, and across bucket boundaries); bad windows are 400s."""
-import asyncio
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from services.preparation.routes import routes
 from shared import models
 from shared.api import create_app
+from tests.processes import cli_against
 from tests.pipeline import prepare, write_tree
 
-ROOT = Path(__file__).parents[1]
 DAY = 86_400
 T0 = 1_700_006_400
 
@@ -91,14 +88,7 @@ async def test_bad_windows_are_400(api, params, name):
 
 
 async def run_cli(api, tmp_path, *args: str) -> tuple[int, str, str]:
-    config = tmp_path / "cli.toml"
-    config.write_text(f'[connection]\ndeal_preparation_service = "{str(api.make_url("")).rstrip("/")}"\n'
-                      '[database]\nenabled = false\n')
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from cli.main import main; main()", "--config", str(config), *args,
-        cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await process.communicate()
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await cli_against("deal_preparation_service", api, tmp_path, *args)
 
 
 async def test_prep_history_command(api, db, tmp_path):

@@ -3,16 +3,13 @@ metrics keep their last values with their age, `provider show` prints its error,
 sources' metrics are fresh."""
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.processes import cli_against
 from tests.conftest import free_port
 
-ROOT = Path(__file__).parents[2]
 MODES = ["down", "401", "timeout", "malformed"]
 
 
@@ -36,15 +33,8 @@ def break_source(ranking, lotus, sources, source: str, mode: str) -> None:
         sources.data.delay = 5.0
 
 
-async def cli(api, tmp_path, *args):
-    config = tmp_path / "cli.toml"
-    config.write_text(f'[connection]\nranking_service = "{str(api.make_url("")).rstrip("/")}"\n'
-                      '[database]\nenabled = false\n')
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from cli.main import main; main()", "--config", str(config), *args,
-        cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await process.communicate()
-    return process.returncode, stdout.decode(), stderr.decode()
+async def cli(api, tmp_path, *args: str) -> tuple[int, str, str]:
+    return await cli_against("ranking_service", api, tmp_path, *args)
 
 
 @pytest.mark.parametrize("mode", MODES)
