@@ -49,6 +49,15 @@ except (AttributeError, OSError):
     pass  # not Linux: the owner record lets the next run adopt and stop us
 if os.getppid() != parent:
     sys.exit(0)
+def _end_after_owner():
+    # nx-27017 answers the SIGTERM with sys.exit, which then waits for its client threads: a guest
+    # run still connected would keep it alive for good. Once the owner is gone, a grace, then out.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    time.sleep(5.0)
+    os._exit(0)
+import threading, time
+threading.Thread(target=_end_after_owner, daemon=True).start()
 sys.argv = ["nx_27017", *sys.argv[2:]]
 from shared import nx_batches
 nx_batches.install()  # one SQLite transaction per write command (see shared/nx_batches.py)
