@@ -50,8 +50,9 @@ except (AttributeError, OSError):
 if os.getppid() != parent:
     sys.exit(0)
 def _end_after_owner():
-    # nx-27017 answers the SIGTERM with sys.exit, which then waits for its client threads: a guest
-    # run still connected would keep it alive for good. Once the owner is gone, a grace, then out.
+    # The parent-death signal does not always arrive: servers of killed owners were found living on
+    # under init with nothing pending (a plain SIGTERM ended them at once). So watch the parent too:
+    # once it is gone, a grace for that signal's clean exit, then out.
     while os.getppid() == parent:
         time.sleep(0.5)
     time.sleep(5.0)
